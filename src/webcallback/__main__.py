@@ -1,0 +1,3 @@
+from webcallback.cli.main import main
+
+main()

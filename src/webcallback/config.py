@@ -1,0 +1,396 @@
+"""Typed settings, built once at start-up and passed into constructors.
+
+Precedence, lowest first: built-in defaults; the TOML file (`--config FILE`, else
+`webcallback.toml` in the working directory if present); environment variables
+`WEBCALLBACK_<SECTION>__<KEY>` (nested sections add more `__`, e.g. `WEBCALLBACK_ENGINE__SIP__TRUNK`).
+Every section is a frozen dataclass whose fields carry their documentation in `metadata["doc"]`;
+`docs/configuration.md` is written from the same fields. An unknown key or a bad value raises
+`ConfigError` naming the key; the CLI turns that into exit status 2. Nothing in `core/` reads this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "WEBCALLBACK_"
+DEFAULT_CONFIG_FILE = "webcallback.toml"
+
+
+class ConfigError(Exception):
+    """A configuration key is unknown or its value is invalid. `key` is the dotted name."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config {key}: {problem}")
+        self.key = key
+
+
+class Secret:
+    """A string that never shows itself in repr, str, logs or `config show`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def doc(text: str, default: Any = dataclasses.MISSING, *, choices: tuple[str, ...] = (), **kw: Any) -> Any:
+    """A dataclass field with its documentation (and allowed values) attached."""
+    meta = {"doc": text, "choices": choices}
+    if default is dataclasses.MISSING:
+        return field(metadata=meta, **kw)
+    if isinstance(default, list | dict | set):
+        raise TypeError("use default_factory for mutable defaults")
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: str = doc("Address and port the HTTP server binds, `host:port`.", "127.0.0.1:8080")
+    tls_cert: str | None = doc("PEM certificate chain; with `tls_key`, HTTPS is served directly.", None)
+    tls_key: str | None = doc("PEM private key for `tls_cert`.", None)
+    trusted_proxies: tuple[str, ...] = doc(
+        "Addresses or networks (CIDR) whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.", ()
+    )
+    public_url: str | None = doc(
+        "The URL the apps reach this service at (e.g. `https://cb.example.com`); used by "
+        "`provision`. Default: derived from `listen` and TLS.",
+        None,
+    )
+    workers: int = doc("HTTP worker processes (one per core in production).", 1)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = doc(
+        "SQLAlchemy URL: `sqlite:///path` (relative to the working directory) or "
+        "`postgresql://user:pass@host/db` for several nodes.",
+        "sqlite:///var/webcallback.db",
+    )
+
+
+@dataclass(frozen=True)
+class ParamNames:
+    """Which request parameters carry what; the provider chooses the names in the app's template."""
+
+    target: tuple[str, ...] = doc("Names of the destination number parameter.", ("targetNumber", "to"))
+    callback: tuple[str, ...] = doc("Names of the callback number parameter.", ("callbackNumber", "callback"))
+    user: tuple[str, ...] = doc("Names of the username parameter.", ("username", "u", "user"))
+    password: tuple[str, ...] = doc("Names of the plain password parameter.", ("password", "p"))
+    nonce: tuple[str, ...] = doc("Names of the nonce parameter (salted-hash login).", ("nonce",))
+    hash: tuple[str, ...] = doc("Names of the salted hash parameter.", ("hash", "sha1"))
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    path: str = doc("Path of the web callback endpoint; with and without a trailing slash.", "/webcallback")
+    response_format: str = doc(
+        "Body format of responses: `auto` follows the request body's format, else the Accept header, "
+        "else JSON.",
+        "auto",
+        choices=("auto", "json", "xml", "form"),
+    )
+    success_body: str = doc(
+        "What a 2xx carries: `id` (the callback id, in the response format) or `empty`.",
+        "id",
+        choices=("id", "empty"),
+    )
+    max_body_bytes: int = doc("Largest request body accepted; larger gets 413.", 16384)
+    token: Secret | None = doc(
+        "Bearer token for the status API (`/api/v1/...`); unset disables the status API.", None
+    )
+    params: ParamNames = doc("Parameter names.", default_factory=ParamNames)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    allow_password_over_http: bool = doc(
+        "Accept plain passwords over plain HTTP. For labs only: passwords then cross the network "
+        "in clear.",
+        False,
+    )
+    hash_recipe: str = doc(
+        "How the app's template builds the salted hash: the concatenation order, `nonce+password` "
+        "(`%sha1(%nonce%%account[password]%)%`) or `password+nonce`.",
+        "nonce+password",
+        choices=("nonce+password", "password+nonce"),
+    )
+    hash_encoding: str = doc(
+        "Encoding of the SHA-1 digest: `hex` (40 digits, any case) or `base64`.",
+        "hex",
+        choices=("hex", "base64"),
+    )
+    nonce_window: int = doc(
+        "Seconds a used nonce is remembered (and refused again); older nonces are forgotten.", 86400
+    )
+    min_nonce_length: int = doc("Shortest nonce accepted.", 8)
+
+
+@dataclass(frozen=True)
+class NumberSettings:
+    default_region: str = doc(
+        "ISO country used for national-format numbers when neither the account nor GeoIP gives one.",
+        "US",
+    )
+    geoip: bool = doc("Look the client's country up from its IP address (bundled database).", True)
+
+
+@dataclass(frozen=True)
+class SecretSettings:
+    key: Secret | None = doc(
+        "Base64 of the 32-byte key that encrypts account passwords at rest. Unset: read from "
+        "`key_file`, creating it on first start.",
+        None,
+    )
+    key_file: str = doc("File holding the key when `key` is unset (created 0600).", "var/secret.key")
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    listen: str = doc("Address and port of the embedded SIP engine (UDP).", "127.0.0.1:5070")
+    trunk: str | None = doc(
+        "SIP URI both legs are sent to, e.g. `sip:trunk.example.net:5060`; the E.164 number becomes "
+        "the Request-URI user. Unset: the loopback phone lab is used.",
+        None,
+    )
+    username: str | None = doc("Digest username for the trunk (401/407 challenges).", None)
+    password: Secret | None = doc("Digest password for the trunk.", None)
+    from_domain: str | None = doc("Host part of the From header; default: the trunk's host.", None)
+    flow: str = doc("RFC 3725 flow: `III` (recommended for humans) or `I`.", "III", choices=("III", "I"))
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    kind: str = doc("Telephony engine: `sip` (embedded) or `none` (accept only).", "sip", choices=("sip", "none"))
+    sip: SipSettings = doc("Embedded SIP engine.", default_factory=SipSettings)
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    leg_order: str = doc(
+        "Which leg is dialled first.",
+        "destination-first",
+        choices=("destination-first", "callback-first", "parallel"),
+    )
+    ring_timeout: float = doc("Seconds each leg may ring before it is cancelled.", 30.0)
+    max_duration: float = doc("Longest bridged call in seconds (credit may cut it shorter).", 3600.0)
+    caller_id_to_destination: str = doc(
+        "Caller ID the destination sees; `{callback}`, `{destination}`, `{username}` are replaced.",
+        "{callback}",
+    )
+    caller_id_to_callback: str = doc("Caller ID the user's phone sees.", "{destination}")
+    concurrency: int = doc("Callbacks this node runs at once.", 500)
+    shutdown: str = doc(
+        "On shutdown: `drain` lets calls in progress finish, `hangup` ends them.",
+        "drain",
+        choices=("drain", "hangup"),
+    )
+    drain_timeout: float = doc("Longest wait for calls to finish when draining.", 3600.0)
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    numbers: NumberSettings = field(default_factory=NumberSettings)
+    secrets: SecretSettings = field(default_factory=SecretSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    calls: CallSettings = field(default_factory=CallSettings)
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the file, then the environment. Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    file = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
+    if path is not None or file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("--config", f"file {file} not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError("--config", f"{file} is not valid TOML: {exc}") from None
+    _merge_environment(raw, environ)
+    settings: Settings = _build(Settings, raw, "")
+    return settings
+
+
+def _merge_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(parts), "is not a section")
+            node = child
+        node[parts[-1]] = _EnvValue(value)
+
+
+class _EnvValue(str):
+    """A value from the environment: a string that still needs converting to the field's type."""
+
+
+def _build(cls: type[Any], raw: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(prefix.rstrip(".") or "(root)", "must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(prefix + unknown[0], "unknown key")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = prefix + name
+        values[name] = _convert(hints[name], value, key, fields[name].metadata.get("choices", ()))
+    return cls(**values)
+
+
+def _convert(tp: Any, value: Any, key: str, choices: tuple[str, ...]) -> Any:
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _build(tp, value, key + ".")
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)][0]
+        if isinstance(value, _EnvValue) and value == "":
+            return None
+        return _convert(inner, value, key, choices)
+    if isinstance(value, _EnvValue):
+        value = _parse_env(tp, str(value), key)
+    if tp is Secret:
+        if not isinstance(value, str):
+            raise ConfigError(key, "must be a string")
+        return Secret(value)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(key, "must be a list of non-empty strings")
+        return tuple(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, "must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, "must be a whole number")
+        if value < 0:
+            raise ConfigError(key, "must not be negative")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, "must be a number")
+        if value < 0:
+            raise ConfigError(key, "must not be negative")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, "must be a string")
+        if choices and value not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(choices)} (got {value!r})")
+        return value
+    raise ConfigError(key, f"unsupported type {tp!r}")  # pragma: no cover - a programming error
+
+
+def _parse_env(tp: Any, text: str, key: str) -> Any:
+    if tp is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(key, f"must be true or false (got {text!r})")
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(key, f"must be a whole number (got {text!r})") from None
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(key, f"must be a number (got {text!r})") from None
+    if typing.get_origin(tp) is tuple and text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(key, "must be a JSON list or a comma-separated list") from None
+    return text
+
+
+# ---- showing -------------------------------------------------------------------------------
+
+
+def settings_as_dict(settings: Any) -> dict[str, Any]:
+    """The effective settings as plain data, secrets masked; for `config show`."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = settings_as_dict(value)
+        elif isinstance(value, Secret):
+            out[f.name] = "**********" if value else ""
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def to_toml(data: Mapping[str, Any], prefix: str = "") -> str:
+    """Render `settings_as_dict` output as TOML (None values are written as comments)."""
+    scalars: list[str] = []
+    tables: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, Mapping):
+            tables.append(f"\n[{prefix}{name}]\n" + to_toml(value, f"{prefix}{name}."))
+        elif value is None:
+            scalars.append(f"# {name} = (unset)")
+        else:
+            scalars.append(f"{name} = {json.dumps(value)}")
+    return "\n".join(scalars) + "".join(tables)
+
+
+def iter_fields(cls: type[Any] = Settings, prefix: str = "") -> typing.Iterator[tuple[str, Any, Any, str]]:
+    """(dotted key, type, default, doc) for every leaf setting; for the docs."""
+    hints = typing.get_type_hints(cls)
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            yield from iter_fields(tp, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", tp, getattr(instance, f.name), str(f.metadata.get("doc", ""))

@@ -1,0 +1,1 @@
+"""Telephony engines: the only layer that talks SIP (or ARI). See `base` for the contract."""
