@@ -18,7 +18,7 @@ from webcallback.errors import NOT_ENOUGH_CREDIT, BadRequest, Forbidden
 from webcallback.numbers import to_e164
 from webcallback.service.auth import Authenticator, Credentials
 from webcallback.store.accounts import Account
-from webcallback.store.callbacks import Callback, CallbackStore
+from webcallback.store.callbacks import Callback, CallbackStore, new_callback_id
 from webcallback.store.db import Database
 
 
@@ -41,11 +41,13 @@ class CreditGate(Protocol):
     """Decides whether an account may place a callback. Billing implements it with rates and
     reservations; the default only refuses accounts with nothing left."""
 
-    async def admit(self, account: Account, destination: str, callback: str) -> Admission: ...
+    async def admit(self, account: Account, destination: str, callback: str, callback_id: str) -> Admission:
+        """Allow (reserving what the call may cost under `callback_id`) or raise an ApiError."""
+        ...
 
 
 class PositiveBalanceGate:
-    async def admit(self, account: Account, destination: str, callback: str) -> Admission:
+    async def admit(self, account: Account, destination: str, callback: str, callback_id: str) -> Admission:
         if account.available <= Decimal(0):
             raise Forbidden(NOT_ENOUGH_CREDIT, error_id="insufficient-credit")
         return Admission(max_duration=None)
@@ -76,9 +78,11 @@ class CallbackService:
         region = account.region or country or self._settings.numbers.default_region
         destination = to_e164(req.target, region, what="destination number")
         callback = self._callback_number(req.callback or account.callback_number, region)
-        admission = await self._credit.admit(account, destination, callback)
+        callback_id = new_callback_id()
+        admission = await self._credit.admit(account, destination, callback, callback_id)
         queued = await self._db.run(
             self._callbacks.create,
+            id=callback_id,
             account_id=account.id,
             username=account.username,
             destination=destination,

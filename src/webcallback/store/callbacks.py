@@ -72,7 +72,8 @@ class CallbackStore:
 
     def create(self, **values: Any) -> Callback:
         now = datetime.now(UTC)
-        row = {"id": new_callback_id(), "state": QUEUED, "created_at": now, "updated_at": now, **values}
+        row = {"state": QUEUED, "created_at": now, "updated_at": now, **values}
+        row.setdefault("id", new_callback_id())
         with self._db.engine.begin() as conn:
             conn.execute(insert(callbacks).values(**row))
         return self.get(row["id"])
