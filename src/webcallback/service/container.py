@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from webcallback.config import Settings
+from webcallback.engines.base import CallOutcome
 from webcallback.passwords import PasswordCipher, load_cipher
 from webcallback.service.auth import Authenticator
 from webcallback.service.callbacks import CallbackService
 from webcallback.store.accounts import AccountStore
-from webcallback.store.callbacks import CallbackStore
+from webcallback.store.callbacks import Callback, CallbackStore
 from webcallback.store.db import Database
+
+
+FinishedHook = Callable[[Callback, CallOutcome], Awaitable[None]]
 
 
 @dataclass
@@ -22,6 +27,9 @@ class Services:
     callbacks: CallbackStore
     authenticator: Authenticator
     callback_service: CallbackService
+    # Called by the dispatcher once per callback after its final state is stored (billing settles
+    # here, webhooks fire here). Each hook must not raise; the dispatcher logs and goes on if it does.
+    on_callback_finished: list[FinishedHook] = field(default_factory=list)
 
     def close(self) -> None:
         self.db.close()
