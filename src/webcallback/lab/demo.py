@@ -1,0 +1,110 @@
+"""The first run: with the SIP engine and no `[engine.sip] trunk`, `webcallback run` starts a phone
+lab on loopback so a real callback can be placed end to end on one machine.
+
+`plan_lab(settings)` decides, and returns the settings the service then runs with: the trunk points
+at the lab's SIPp phones and, when `[api] token` is unset, the status API gets a token made up for
+this run. `Lab.phones_hook` starts and stops the phones with the service; `Lab.announce_hook`
+(entered last, when everything is up) creates the `demo` account if needed and prints the curl
+commands that place a callback and show its progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shlex
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from webcallback.config import Secret, Settings
+from webcallback.lab.phones import LabPhones, free_udp_port
+from webcallback.service.container import Services
+from webcallback.store.accounts import Account
+
+DEMO_USER = "demo"
+DEMO_CALLBACK = "+15550100001"  # any number rings a lab phone
+DEMO_DESTINATION = "+15550100002"
+DEMO_CREDIT = Decimal(10)
+
+
+def plan_lab(settings: Settings, *, ring_ms: int = 1000) -> tuple[Settings, Lab | None]:
+    if settings.engine.kind != "sip" or settings.engine.sip.trunk:
+        return settings, None
+    phones = LabPhones(free_udp_port(), ring_ms=ring_ms)
+    engine = replace(settings.engine, sip=replace(settings.engine.sip, trunk=phones.uri))
+    token = None if settings.api.token else secrets.token_urlsafe(18)
+    api = replace(settings.api, token=Secret(token)) if token else settings.api
+    return replace(settings, engine=engine, api=api), Lab(phones, token)
+
+
+@dataclass
+class Lab:
+    phones: LabPhones
+    token: str | None  # made up for this run; None when `[api] token` is configured
+    write: Callable[[str], None] = lambda text: print(text, file=sys.stdout, flush=True)
+
+    @contextlib.asynccontextmanager
+    async def phones_hook(self, _services: Services) -> AsyncIterator[None]:
+        async with self.phones:
+            yield
+
+    @contextlib.asynccontextmanager
+    async def announce_hook(self, services: Services) -> AsyncIterator[None]:
+        account = ensure_demo_account(services)
+        password = services.cipher.decrypt(account.username, account.password_enc, account.key_id)
+        self.write(banner(services.settings, self.phones, password, self.token))
+        yield
+
+
+def ensure_demo_account(services: Services) -> Account:
+    existing = services.accounts.find(DEMO_USER)
+    if existing is not None:
+        return existing
+    enc, kid = services.cipher.encrypt(DEMO_USER, secrets.token_urlsafe(9))
+    return services.accounts.add(
+        DEMO_USER,
+        password_enc=enc,
+        key_id=kid,
+        callback_number=DEMO_CALLBACK,
+        region="US",
+        balance=DEMO_CREDIT,
+    )
+
+
+def base_url(settings: Settings) -> str:
+    if settings.server.public_url:
+        return settings.server.public_url.rstrip("/")
+    host, _, port = settings.server.listen.rpartition(":")
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "[::]") else host
+    return f"{'https' if settings.server.tls_cert else 'http'}://{host}:{port}"
+
+
+def _hash_command(settings: Settings, password: str) -> str:
+    material = '"$nonce" ' + shlex.quote(password)
+    if settings.auth.hash_recipe == "password+nonce":
+        material = shlex.quote(password) + ' "$nonce"'
+    digest = "sha1sum | cut -c1-40"
+    if settings.auth.hash_encoding == "base64":
+        digest = "openssl dgst -sha1 -binary | base64"
+    return f"hash=$(printf '%s%s' {material} | {digest})"
+
+
+def banner(settings: Settings, phones: LabPhones, password: str, token: str | None) -> str:
+    base = base_url(settings)
+    path = "/" + settings.api.path.strip("/")
+    bearer = token or "$WEBCALLBACK_API_TOKEN"  # a configured token is not printed
+    return f"""
+Phone lab: no [engine.sip] trunk is configured, so every leg goes to SIPp phones at {phones.uri}
+that answer any number after {phones.ring_ms / 1000:g} s and hang up 5 s after they are connected.
+Demo account: {DEMO_USER} / {password} (callback number {DEMO_CALLBACK}, credit {DEMO_CREDIT} USD).
+Place a callback to {DEMO_DESTINATION} and watch it (paste into a shell):
+
+base={base}; auth='Authorization: Bearer {bearer}'
+nonce=$(date +%s%N); {_hash_command(settings, password)}
+url="$base{path}?username={DEMO_USER}&nonce=$nonce&hash=$hash&targetNumber=%2B{DEMO_DESTINATION[1:]}"
+id=$(curl -s "$url" | sed -E 's/.*"id": *"([^"]+)".*/\\1/'); echo "callback $id"
+sleep 2; curl -s -H "$auth" "$base/api/v1/callbacks/$id"; echo   # dialing or bridged: the legs so far
+sleep 8; curl -s -H "$auth" "$base/api/v1/callbacks/$id"; echo   # completed, with its CDR
+"""
