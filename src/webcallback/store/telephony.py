@@ -139,12 +139,16 @@ class TelephonyStore:
                 conn.execute(insert(callback_legs).values(**row, **values))
 
     def record_final_legs(self, callback_id: str, legs: dict[LegRole, LegRecord]) -> None:
-        """Align the leg rows with the engine's final account (it wins over a lost event)."""
+        """Close each dialled leg's row with the engine's final account (it wins over a lost
+        event). `LegRecord.final_state` may name the furthest state reached (e.g. `bridged`); the
+        row's state becomes `ended` and the steps keep their times. Legs never dialled get no row."""
         for role, leg in legs.items():
+            if leg.started_at is None and leg.final_state is LegState.IDLE:
+                continue
             event = ProgressEvent(
                 callback_id=callback_id,
                 leg=role,
-                state=leg.final_state,
+                state=LegState.ENDED,
                 at=leg.ended_at or datetime.now(UTC).timestamp(),
                 sip_code=leg.sip_code,
                 reason=leg.reason,
