@@ -51,9 +51,15 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 class LabPhones:
     def __init__(
-        self, port: int, *, host: str = "127.0.0.1", ring_ms: int = 1000, log_dir: Path = Path("var/lab")
+        self,
+        port: int,
+        *,
+        host: str = "127.0.0.1",
+        ring_ms: int = 1000,
+        log_dir: Path = Path("var/lab"),
+        scenario: Path = SCENARIO,
     ) -> None:
-        self.host, self.port, self.ring_ms = host, port, ring_ms
+        self.host, self.port, self.ring_ms, self.scenario = host, port, ring_ms, scenario
         self._log_dir = log_dir
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -64,7 +70,7 @@ class LabPhones:
 
     def command(self, sipp: str) -> list[str]:
         errors = self._log_dir / "sipp_errors.log"
-        return [sipp, "-sf", str(SCENARIO), "-i", self.host, "-p", str(self.port), "-nostdin",
+        return [sipp, "-sf", str(self.scenario), "-i", self.host, "-p", str(self.port), "-nostdin",
                 "-set", "RING_MS", str(self.ring_ms), "-trace_err", "-error_file", str(errors)]  # fmt: skip
 
     async def __aenter__(self) -> LabPhones:
