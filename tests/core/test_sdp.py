@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from core_helpers import ANSWER_DEST, OFFER_BACK, OFFER_DEST
-
+from tests.core.core_helpers import ANSWER_DEST, OFFER_BACK, OFFER_DEST
 from webcallback.core.sdp import Origin, blackhole_answer, lines, restamp, same_media
 
 

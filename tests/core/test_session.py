@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import (
+
+from tests.core.core_helpers import (
     ANSWER_BACK,
     ANSWER_DEST,
     OFFER_BACK,
@@ -13,7 +14,6 @@ from core_helpers import (
     reports,
     sip_only,
 )
-
 from webcallback.core import CallbackSession, Flow, IllegalTransition, Phase
 from webcallback.core import events as ev
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Originate, Reoffer
