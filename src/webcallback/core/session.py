@@ -264,7 +264,8 @@ class CallbackSession:
         leg.ended_by = by
         leg.mark("ended", self._now)
         self.ended_order.append(leg)
-        self._report(leg, leg.code, leg.reason)
+        failed = leg.furthest not in (LegState.ANSWERED, LegState.BRIDGED)
+        self._report(leg, leg.code if failed else None, leg.reason if failed else None)
 
     def _leg_over(self, leg: Leg) -> None:
         if self.bridged_at is not None and self.unbridged_at is None:
