@@ -118,14 +118,12 @@ async def test_callback_declines(make_engine: EngineFactory, phones: Phones) -> 
 
 async def test_no_answer_is_cancelled_at_ring_timeout(make_engine: EngineFactory, phones: Phones) -> None:
     a, b = phones("uas_answer.xml", ring_ms=100), phones("uas_noanswer.xml")
-    loop = asyncio.get_running_loop()
     outcome, _ = await run(await make_engine(), spec_for(a, b, ring_timeout=1.0))
     await verdicts(a, b)
     assert outcome.reason == "callback-no-answer" and outcome.legs[C].ended_by is EndedBy.TIMEOUT
     (invite,), (cancel,) = b.received("INVITE"), b.received("CANCEL")
     assert 0.95 <= cancel.at - invite.at <= 1.3
     assert len(a.received("BYE")) == 1
-    assert loop.time() > 0
 
 
 @pytest.mark.parametrize("hangs_up", [D, C])
