@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -199,10 +200,15 @@ async def test_early_media_is_reoffered_for_ringback(make_engine: EngineFactory,
 # ---- trunk features: digest auth, a record-routing proxy ------------------------------------
 
 
-async def test_digest_auth_401_and_407(make_engine: EngineFactory, phones: Phones) -> None:
+async def test_digest_auth_401_and_407(
+    make_engine: EngineFactory, phones: Phones, caplog: pytest.LogCaptureFixture
+) -> None:
     a, b = phones("uas_auth_401.xml", ring_ms=100), phones("uas_auth_407.xml", ring_ms=100)
     engine = await make_engine(username="webcb", password="s3cret")
-    outcome, _ = await run(engine, spec_for(a, b, max_duration=0.5))
+    with caplog.at_level(logging.DEBUG, logger="webcallback"):
+        outcome, _ = await run(engine, spec_for(a, b, max_duration=0.5))
+    assert "Proxy-Authorization" in caplog.text  # the SIP trace was logged...
+    assert "s3cret" not in caplog.text  # ...but never the password
     await verdicts(a, b)
     assert outcome.completed
     assert a.received("INVITE")[1].headers("Authorization")  # SIPp's <verifyauth> checked it

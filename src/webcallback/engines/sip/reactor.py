@@ -67,8 +67,6 @@ class Reactor:
     def _run(self) -> None:
         # ED2 remembers the thread that imported it; timers armed elsewhere print warnings.
         ED2.my_ident = threading.get_ident()
-        # sippy fills in our Contact and default From host from these process-wide values.
-        SipConf.my_address, SipConf.my_port = self.host, self.port
         config: dict[str, Any] = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": _SipLog()}
         try:
             config["_sip_tm"] = SipTransactionManager(config, _out_of_dialog_request)
@@ -76,6 +74,8 @@ class Reactor:
             self._error = exc
             self._ready.set()
             return
+        # sippy fills in our Contact and default From host from these process-wide values.
+        SipConf.my_address, SipConf.my_port = self.host, self.port
         self.config = config
         self._ready.set()
         log.info("SIP engine listening on %s:%d/udp", self.host, self.port)
