@@ -130,7 +130,7 @@ class Phone:
     def trace_file(self) -> Path:
         return self.workdir / f"{self.port}_msg.log"
 
-    def start(self, ring_ms: int | None = None, talk_ms: int | None = None) -> Phone:
+    def start(self, ring_ms: int | None = None, talk_ms: int | None = None, calls: int = 1) -> Phone:
         assert SIPP is not None
         scenario = SCENARIOS_DIR / self.scenario
         if talk_ms is not None:  # SIPp cannot take a variable as a recv timeout: edit a copy
@@ -140,7 +140,7 @@ class Phone:
         knobs = ["-set", "RING_MS", str(ring_ms)] if ring_ms is not None else []
         self.args = [
             "timeout", str(HARD_LIMIT_S), SIPP, "-sf", str(scenario), "-i", "127.0.0.1",
-            "-p", str(self.port), "-mp", str(self.media_port), "-m", "1", "-nostdin",
+            "-p", str(self.port), "-mp", str(self.media_port), "-m", str(calls), "-nostdin",
             "-timeout", "30", "-trace_msg", "-message_file", str(self.trace_file),
             "-trace_err", "-error_file", str(self.workdir / f"{self.port}_err.log"), *knobs,
         ]  # fmt: skip

@@ -276,3 +276,14 @@ async def test_cancelling_the_task_hangs_up(make_engine: EngineFactory, phones: 
         await task
     await verdicts(a)  # the phone got its CANCEL
     assert len(a.received("CANCEL")) == 1
+
+
+async def test_stop_hangs_up_running_callbacks(make_engine: EngineFactory, phones: Phones) -> None:
+    a = phones("uas_noanswer.xml")
+    engine = await make_engine()
+    task = asyncio.create_task(engine.run_callback(spec_for(a, UNUSED_NUMBER), lambda p: None))
+    await asyncio.sleep(0.5)
+    await engine.stop()
+    outcome = await asyncio.wait_for(task, 5)
+    await verdicts(a)
+    assert outcome.reason == "shutdown" and outcome.legs[D].ended_by is EndedBy.SHUTDOWN

@@ -74,6 +74,9 @@ class SipEngine:
             reactor.call(driver.hangup, EndedBy.SHUTDOWN)
         if futures:
             await asyncio.wait(futures, timeout=_STOP_GRACE)
+        for fut in futures:  # no outcome in time: do not leave callers waiting on a dead reactor
+            if not fut.done():
+                fut.set_exception(EngineError("the SIP engine stopped before the callback ended"))
         await asyncio.get_running_loop().run_in_executor(None, reactor_mod.release, reactor)
 
     async def run_callback(self, spec: CallbackSpec, on_progress: ProgressCallback) -> CallOutcome:
