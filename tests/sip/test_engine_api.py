@@ -1,0 +1,59 @@
+"""The engine's lifecycle and errors; no far end needed."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.sip.phones import free_udp_port
+from webcallback.config import SipSettings
+from webcallback.engines.base import CallbackSpec, EngineError, TelephonyEngine
+from webcallback.engines.sip import SipEngine
+from webcallback.engines.sip import reactor as reactor_mod
+
+SPEC = CallbackSpec(
+    callback_id="api-1",
+    destination="+15550000009",
+    callback="+15550000009",
+    caller_id_to_destination="+1",
+    caller_id_to_callback="+1",
+)
+
+
+def test_engine_satisfies_the_contract() -> None:
+    engine: TelephonyEngine = SipEngine(SipSettings())
+    assert isinstance(engine, SipEngine)
+
+
+async def test_run_before_start_is_an_engine_error() -> None:
+    with pytest.raises(EngineError, match="not started"):
+        await SipEngine(SipSettings()).run_callback(SPEC, lambda p: None)
+    assert await SipEngine(SipSettings()).hangup("nope") is False
+
+
+async def test_one_reactor_per_process(sip_listen: str) -> None:
+    other = SipEngine(SipSettings(listen=f"127.0.0.1:{free_udp_port()}"))
+    with pytest.raises(EngineError, match="one reactor per process"):
+        await other.start()
+    same = SipEngine(SipSettings(listen=sip_listen))
+    await same.start()
+    await same.start()  # idempotent
+    await same.stop()
+    await same.stop()
+    assert reactor_mod._shared is not None  # the session's reference keeps the reactor running
+
+
+def test_port_in_use_is_an_engine_error() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        reactor = reactor_mod.Reactor("127.0.0.1", port)
+        with pytest.raises(EngineError, match="cannot listen"):
+            reactor.start()
+
+
+@pytest.mark.parametrize("listen", [":5070", "127.0.0.1:99999", "127.0.0.1:x"])
+def test_bad_listen_setting(listen: str) -> None:
+    with pytest.raises(EngineError, match=r"engine\.sip\.listen"):
+        SipEngine(SipSettings(listen=listen))
