@@ -24,8 +24,6 @@ from webcallback.config import load_settings
 from webcallback.lab.phones import SCENARIO, LabPhones, free_udp_port
 from webcallback.service.container import build_services
 
-pytest.importorskip("webcallback.engines.sip")  # until the sip branch is merged; then never skips
-
 pytestmark = [
     pytest.mark.sip,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="SIPp (sip-tester) is not installed"),

@@ -10,7 +10,6 @@ callbacks are accepted and stay `queued` until a node with an engine takes them.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import AsyncIterator, Callable
 
 from webcallback.config import Settings
@@ -23,9 +22,9 @@ EngineFactory = Callable[[Settings], TelephonyEngine]
 
 
 def sip_engine(settings: Settings) -> TelephonyEngine:
-    engine_cls = importlib.import_module("webcallback.engines.sip").SipEngine
-    engine: TelephonyEngine = engine_cls(settings.engine.sip)
-    return engine
+    from webcallback.engines.sip import SipEngine  # imports sippy: only when the engine is used
+
+    return SipEngine(settings.engine.sip)
 
 
 def telephony_hook(factory: EngineFactory = sip_engine, **dispatcher_options: float) -> LifespanHook:
