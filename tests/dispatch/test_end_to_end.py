@@ -201,3 +201,37 @@ def test_the_first_run_lab_places_a_callback_end_to_end(sqlite_url: str, tmp_pat
     from webcallback.lab.phones import udp_port_bound
 
     assert not udp_port_bound("127.0.0.1", sipp_port)  # the lab's phones stopped with the service
+
+
+def _lab_details(banner: str) -> tuple[str, str, int]:
+    """(demo password, API token, SIPp port) from the lab's banner."""
+    password = re.search(r"demo / (\S+)", banner).group(1)  # type: ignore[union-attr]
+    token = re.search(r"Bearer (\S+)'", banner).group(1)  # type: ignore[union-attr]
+    port = int(re.search(r"SIPp phones at sip:127\.0\.0\.1:(\d+)", banner).group(1))  # type: ignore[union-attr]
+    return password, token, port
+
+
+def test_after_a_crash_the_lab_phones_are_gone_and_the_restart_fails_the_call_as_interrupted(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from webcallback.lab.phones import udp_port_bound
+
+    env = service_env(sqlite_url)
+    with running_service(env, tmp_path) as service:
+        password, service.token, sipp_port = _lab_details(service.stdout)
+        r = service.request_callback("demo", password, DESTINATION)
+        callback_id = r.json()["id"]
+        service.wait_status(callback_id, ("bridged",))
+        service.proc.kill()  # SIGKILL: no shutdown at all
+        service.proc.wait(10)
+        deadline = time.monotonic() + 5
+        while udp_port_bound("127.0.0.1", sipp_port):  # the phones die with the service
+            assert time.monotonic() < deadline, "the lab's SIPp outlived the service"
+            time.sleep(0.05)
+    (tmp_path / "stdout.log").unlink()
+    with running_service(env, tmp_path) as again:
+        _, again.token, _ = _lab_details(again.stdout)
+        body = again.status(callback_id)
+    assert (body["state"], body["reason"]) == ("failed", "interrupted")
+    assert body["cdr"]["reason"] == "interrupted" and body["cdr"]["bridged_at"] is not None
+    assert {leg["state"] for leg in body["legs"].values()} == {"ended"}

@@ -1,8 +1,10 @@
 """The lab's phones: one SIPp process on 127.0.0.1 that answers any number (`scenarios/lab_phone.xml`).
 
 An async context manager: entering starts SIPp as a child process and waits until its UDP port is
-bound; leaving stops it (SIGTERM, then SIGKILL). On Linux the child is also told to die with the
-service (PR_SET_PDEATHSIG), so a killed service leaves no phone behind.
+bound; leaving stops it (SIGTERM, then SIGKILL). SIPp runs in its own session, so a Ctrl-C in the
+terminal reaches only the service, which drains its calls before it stops the phones. On Linux the
+child is also told to die with the service (PR_SET_PDEATHSIG), so a killed service leaves no phone
+behind.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class LabPhones:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=stderr,
                 preexec_fn=_die_with_parent,
+                start_new_session=True,  # Ctrl-C in the terminal is for the service, which drains first
             )
         finally:
             stderr.close()
