@@ -267,3 +267,45 @@ async def test_a_dispatcher_runs_once(harness: Harness) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         async with dispatcher:
             pass
+
+
+async def test_progress_reported_from_another_thread_is_written_in_order(harness: Harness) -> None:
+    import threading
+
+    from webcallback.engines.base import LegRole, LegState, ProgressEvent
+    from webcallback.service.records import CallRecorder, ProgressLog
+
+    queued = harness.queue()
+    assert harness.services.callbacks.transition(queued.id, QUEUED, DIALING, node="n")
+    log = ProgressLog(CallRecorder(harness.services), harness.services.callbacks.get(queued.id))
+    steps = [(LegState.TRYING, None), (LegState.RINGING, 180), (LegState.ANSWERED, 200)]
+
+    def engine_thread() -> None:
+        for i, (state, code) in enumerate(steps):
+            log(
+                ProgressEvent(
+                    callback_id=queued.id, leg=LegRole.DESTINATION, state=state, at=1e9 + i, sip_code=code
+                )
+            )
+
+    thread = threading.Thread(target=engine_thread)
+    thread.start()
+    thread.join()
+    await log.close()
+    leg = records(harness, queued.id)[0]["destination"]
+    assert (leg["state"], leg["sip_code"], leg["number"]) == ("answered", 200, "+15551230001")
+    assert leg["trying_at"] < leg["ringing_at"] < leg["answered_at"]
+
+
+async def test_a_callback_is_finished_once_and_its_hooks_run_once(harness: Harness) -> None:
+    from webcallback.service.records import CallRecorder
+
+    queued = harness.queue()
+    assert harness.services.callbacks.transition(queued.id, QUEUED, DIALING, node="n")
+    recorder = CallRecorder(harness.services)
+    callback = harness.services.callbacks.get(queued.id)
+    await recorder.fail(callback, "engine-error")
+    await recorder.fail(callback, "shutdown")  # too late: it has ended
+    done = harness.services.callbacks.get(queued.id)
+    assert (done.state, done.reason) == ("failed", "engine-error")
+    assert [o.reason for _, o in harness.finished] == ["engine-error"]
