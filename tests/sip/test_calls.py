@@ -287,3 +287,14 @@ async def test_stop_hangs_up_running_callbacks(make_engine: EngineFactory, phone
     outcome = await asyncio.wait_for(task, 5)
     await verdicts(a)
     assert outcome.reason == "shutdown" and outcome.legs[D].ended_by is EndedBy.SHUTDOWN
+
+
+async def test_far_end_reinvite_is_refused_and_the_call_goes_on(
+    make_engine: EngineFactory, phones: Phones
+) -> None:
+    a, b = phones("uas_answer_hold.xml", ring_ms=100), phones("uas_answer.xml", ring_ms=100)
+    outcome, _ = await run(await make_engine(), spec_for(a, b, max_duration=1.5))
+    await verdicts(a, b)
+    refusals = [m for m in a.messages() if m.direction == "received" and m.status == 488]
+    assert len(refusals) == 1
+    assert outcome.completed and {r.ended_by for r in outcome.legs.values()} == {EndedBy.MAX_DURATION}
