@@ -243,3 +243,13 @@ def test_event_values_check_their_codes() -> None:
         ev.Failed(leg=D, code=200)
     with pytest.raises(ValueError):
         ev.Ringing(leg=D, code=200)
+
+
+def test_answered_then_hung_up_before_the_bridge() -> None:
+    s = CallbackSession(make_spec())
+    s.start(0.0)
+    _answer_first(s)
+    out = s.receive(ev.RemoteHangup(leg=D), 2.0)
+    assert sip_only(out) == [Cancel(leg=C)]
+    outcome = outcome_of(out)
+    assert outcome.reason == "destination-hung-up" and not outcome.completed

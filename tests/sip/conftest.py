@@ -74,3 +74,22 @@ def kamailio_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         pytest.skip("kamailio is not installed")
     with kamailio(tmp_path_factory.mktemp("kamailio")) as port:
         yield port
+
+
+@pytest.fixture(params=["direct", "kamailio"])
+def proxy_port(request: pytest.FixtureRequest) -> int | None:
+    """Run a test twice: phones reached directly, then through Kamailio as a record-routing trunk."""
+    if request.param == "direct":
+        return None
+    port: int = request.getfixturevalue("kamailio_port")
+    return port
+
+
+@pytest.fixture
+def routed_engine(make_engine: EngineFactory, proxy_port: int | None) -> EngineFactory:
+    async def factory(**settings: Any) -> SipEngine:
+        if proxy_port is None:
+            return await make_engine(**settings)
+        return await make_engine(direct=False, trunk=f"sip:127.0.0.1:{proxy_port}", **settings)
+
+    return factory  # type: ignore[return-value]

@@ -6,6 +6,7 @@ from webcallback.engines.base import EngineError
 from webcallback.engines.sip.addressing import (
     LAB_TRUNK,
     HostPort,
+    from_identity,
     parse_hostport,
     parse_trunk,
     trunk_next_hop,
@@ -54,3 +55,16 @@ def test_every_number_goes_to_the_trunk() -> None:
     hop = trunk_next_hop(HostPort("10.0.0.1", 5080))
     assert hop("+15551230001") == hop("+4420") == ("10.0.0.1", 5080)
     assert str(HostPort("::1", 5060)) == "[::1]:5060"
+
+
+@pytest.mark.parametrize(
+    ("caller_id", "expected"),
+    [
+        ("+15551230001", ("+15551230001", "+15551230001")),
+        ('John "Q" Doe', ("JohnQDoe", "John Q Doe")),
+        ("", ("anonymous", "anonymous")),
+        ("+1 (555) 123", ("+1555123", "+1 (555) 123")),
+    ],
+)
+def test_from_identity(caller_id: str, expected: tuple[str, str]) -> None:
+    assert from_identity(caller_id) == expected

@@ -59,6 +59,16 @@ def sdp_port(message: SipMessage) -> int:
     return int(line.split()[1])
 
 
+def assert_routed(proxy_port: int | None, *phones: Phone) -> None:
+    """Through a proxy, every request a phone received came via it (its Via on top)."""
+    if proxy_port is None:
+        return
+    for phone in phones:
+        for m in phone.messages():
+            if m.direction == "received" and m.method:
+                assert f"127.0.0.1:{proxy_port}" in m.headers("Via")[0], m.text
+
+
 def digest_ok(header: str, method: str, user: str, password: str) -> bool:
     """RFC 2617 digest without qop, as sippy answers our scenarios' challenges."""
     f = dict(re.findall(r'(\w+)="?([^",]*)"?', header.removeprefix("Digest ")))
@@ -78,10 +88,13 @@ def reinvites(phone: Phone) -> list[SipMessage]:
 # ---- the basic matrix ------------------------------------------------------------------------
 
 
-async def test_both_answer_flow_iii(make_engine: EngineFactory, phones: Phones) -> None:
+async def test_both_answer_flow_iii(
+    routed_engine: EngineFactory, proxy_port: int | None, phones: Phones
+) -> None:
     a, b = phones("uas_answer_hangup.xml", ring_ms=200, talk_ms=1000), phones("uas_answer.xml", ring_ms=400)
-    outcome, progress = await run(await make_engine(), spec_for(a, b))
+    outcome, progress = await run(await routed_engine(), spec_for(a, b))
     await verdicts(a, b)
+    assert_routed(proxy_port, a, b)
     assert (outcome.completed, outcome.reason) == (True, "completed")
     assert 0.9 < outcome.bridged_s < 1.6
     assert outcome.legs[D].ended_by is EndedBy.REMOTE and outcome.legs[C].ended_by is EndedBy.PEER_LEG
@@ -95,7 +108,8 @@ async def test_both_answer_flow_iii(make_engine: EngineFactory, phones: Phones) 
     assert reinvite.at >= b.sent_status(200)[0].at
     assert [p.state for p in progress if p.leg is None] == [LegState.BRIDGED, LegState.ENDED]
     # the Request-URI and From of each leg
-    assert invite_a.first_line.startswith(f"INVITE sip:{a.number}@127.0.0.1:{a.port} ")
+    trunk_port = proxy_port or a.port
+    assert invite_a.first_line.startswith(f"INVITE sip:{a.number}@127.0.0.1:{trunk_port} ")
     assert f"sip:{b.number}@" in invite_a.headers("From")[0] and b.number in invite_a.headers("From")[0]
 
 
@@ -108,19 +122,25 @@ async def test_destination_busy(make_engine: EngineFactory, phones: Phones) -> N
     assert all(p.leg is not C for p in progress)
 
 
-async def test_callback_declines(make_engine: EngineFactory, phones: Phones) -> None:
+async def test_callback_declines(
+    routed_engine: EngineFactory, proxy_port: int | None, phones: Phones
+) -> None:
     a, b = phones("uas_answer.xml", ring_ms=100), phones("uas_decline.xml", ring_ms=300)
-    outcome, _ = await run(await make_engine(), spec_for(a, b))
+    outcome, _ = await run(await routed_engine(), spec_for(a, b))
     await verdicts(a, b)
+    assert_routed(proxy_port, a, b)
     assert outcome.reason == "callback-declined" and outcome.legs[C].sip_code == 603
     assert outcome.legs[D].ended_by is EndedBy.PEER_LEG
     assert len(a.received("BYE")) == 1 and reinvites(a) == []
 
 
-async def test_no_answer_is_cancelled_at_ring_timeout(make_engine: EngineFactory, phones: Phones) -> None:
+async def test_no_answer_is_cancelled_at_ring_timeout(
+    routed_engine: EngineFactory, proxy_port: int | None, phones: Phones
+) -> None:
     a, b = phones("uas_answer.xml", ring_ms=100), phones("uas_noanswer.xml")
-    outcome, _ = await run(await make_engine(), spec_for(a, b, ring_timeout=1.0))
+    outcome, _ = await run(await routed_engine(), spec_for(a, b, ring_timeout=1.0))
     await verdicts(a, b)
+    assert_routed(proxy_port, a, b)
     assert outcome.reason == "callback-no-answer" and outcome.legs[C].ended_by is EndedBy.TIMEOUT
     (invite,), (cancel,) = b.received("INVITE"), b.received("CANCEL")
     assert 0.95 <= cancel.at - invite.at <= 1.3
@@ -129,13 +149,14 @@ async def test_no_answer_is_cancelled_at_ring_timeout(make_engine: EngineFactory
 
 @pytest.mark.parametrize("hangs_up", [D, C])
 async def test_each_side_hangs_up_first(
-    make_engine: EngineFactory, phones: Phones, hangs_up: LegRole
+    routed_engine: EngineFactory, proxy_port: int | None, phones: Phones, hangs_up: LegRole
 ) -> None:
     talker = phones("uas_answer_hangup.xml", ring_ms=100, talk_ms=800)
     other = phones("uas_answer.xml", ring_ms=100)
     a, b = (talker, other) if hangs_up is D else (other, talker)
-    outcome, _ = await run(await make_engine(), spec_for(a, b))
+    outcome, _ = await run(await routed_engine(), spec_for(a, b))
     await verdicts(a, b)
+    assert_routed(proxy_port, a, b)
     assert outcome.completed
     assert outcome.legs[hangs_up].ended_by is EndedBy.REMOTE
     peer = C if hangs_up is D else D
@@ -155,40 +176,50 @@ async def test_max_duration_cuts_the_call(make_engine: EngineFactory, phones: Ph
 # ---- leg orders and flows --------------------------------------------------------------------
 
 
-async def test_callback_first(make_engine: EngineFactory, phones: Phones) -> None:
+async def test_callback_first(routed_engine: EngineFactory, proxy_port: int | None, phones: Phones) -> None:
     a, b = phones("uas_answer.xml", ring_ms=100), phones("uas_answer.xml", ring_ms=100)
     outcome, _ = await run(
-        await make_engine(), spec_for(a, b, leg_order=LegOrder.CALLBACK_FIRST, max_duration=0.5)
+        await routed_engine(), spec_for(a, b, leg_order=LegOrder.CALLBACK_FIRST, max_duration=0.5)
     )
     await verdicts(a, b)
+    assert_routed(proxy_port, a, b)
     assert outcome.completed
     assert b.received("INVITE")[0].at < a.received("INVITE")[0].at
     assert len(reinvites(b)) == 1 and reinvites(a) == []  # the user's phone was held, then re-INVITEd
 
 
-async def test_parallel_rings_both(make_engine: EngineFactory, phones: Phones) -> None:
+async def test_parallel_rings_both(
+    routed_engine: EngineFactory, proxy_port: int | None, phones: Phones
+) -> None:
     a, b = phones("uas_answer.xml", ring_ms=800), phones("uas_answer.xml", ring_ms=200)
-    outcome, _ = await run(await make_engine(), spec_for(a, b, leg_order=LegOrder.PARALLEL, max_duration=0.5))
+    outcome, _ = await run(
+        await routed_engine(), spec_for(a, b, leg_order=LegOrder.PARALLEL, max_duration=0.5)
+    )
     await verdicts(a, b)
+    assert_routed(proxy_port, a, b)
     assert outcome.completed
     assert abs(a.received("INVITE")[0].at - b.received("INVITE")[0].at) < 0.1
     assert len(reinvites(b)) == 1 and reinvites(a) == []  # b answered first: b was held
 
 
-async def test_flow_i(make_engine: EngineFactory, phones: Phones) -> None:
+async def test_flow_i(routed_engine: EngineFactory, proxy_port: int | None, phones: Phones) -> None:
     a, b = phones("uas_answer.xml", ring_ms=100), phones("uas_answer.xml", ring_ms=300)
-    outcome, _ = await run(await make_engine(flow="I"), spec_for(a, b, max_duration=0.5))
+    outcome, _ = await run(await routed_engine(flow="I"), spec_for(a, b, max_duration=0.5))
     await verdicts(a, b)
+    assert_routed(proxy_port, a, b)
     assert outcome.completed
     assert sdp_port(b.received("INVITE")[0]) == a.media_port  # A's offer in B's INVITE
     assert sdp_port(a.received("ACK")[0]) == b.media_port  # B's answer in A's ACK
     assert reinvites(a) == reinvites(b) == []
 
 
-async def test_early_media_is_reoffered_for_ringback(make_engine: EngineFactory, phones: Phones) -> None:
+async def test_early_media_is_reoffered_for_ringback(
+    routed_engine: EngineFactory, proxy_port: int | None, phones: Phones
+) -> None:
     a, b = phones("uas_answer.xml", ring_ms=100), phones("uas_early_media.xml", ring_ms=800)
-    outcome, progress = await run(await make_engine(), spec_for(a, b, max_duration=0.5))
+    outcome, progress = await run(await routed_engine(), spec_for(a, b, max_duration=0.5))
     await verdicts(a, b)
+    assert_routed(proxy_port, a, b)
     assert outcome.completed
     (reinvite,) = reinvites(a)  # one re-INVITE, sent on the 183, not again on the identical 200
     assert sdp_port(reinvite) == b.media_port
@@ -287,3 +318,14 @@ async def test_stop_hangs_up_running_callbacks(make_engine: EngineFactory, phone
     outcome = await asyncio.wait_for(task, 5)
     await verdicts(a)
     assert outcome.reason == "shutdown" and outcome.legs[D].ended_by is EndedBy.SHUTDOWN
+
+
+async def test_far_end_reinvite_is_refused_and_the_call_goes_on(
+    make_engine: EngineFactory, phones: Phones
+) -> None:
+    a, b = phones("uas_answer_hold.xml", ring_ms=100), phones("uas_answer.xml", ring_ms=100)
+    outcome, _ = await run(await make_engine(), spec_for(a, b, max_duration=1.5))
+    await verdicts(a, b)
+    refusals = [m for m in a.messages() if m.direction == "received" and m.status == 488]
+    assert len(refusals) == 1
+    assert outcome.completed and {r.ended_by for r in outcome.legs.values()} == {EndedBy.MAX_DURATION}

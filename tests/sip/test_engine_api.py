@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +61,15 @@ def test_port_in_use_is_an_engine_error() -> None:
 def test_bad_listen_setting(listen: str) -> None:
     with pytest.raises(EngineError, match=r"engine\.sip\.listen"):
         SipEngine(SipSettings(listen=listen))
+
+
+@pytest.mark.sip
+def test_engine_restarts_in_one_process() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.sip.restart_check"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:3] == ["completed 0 0"] * 3

@@ -45,8 +45,8 @@ def _failure_reason(ended_order: list[Leg]) -> str:
 
 
 def _remote_kind(code: int | None) -> str:
-    if code is None:
-        return "hung-up"  # BYE before the two legs were connected
+    if code is None or code < 300:
+        return "hung-up"  # answered (or never finally answered), then BYE before the bridge
     if code in _BUSY:
         return "busy"
     if code in _DECLINED:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,3 +61,14 @@ def parse_trunk(uri: str | None) -> HostPort:
 def trunk_next_hop(trunk: HostPort) -> NextHop:
     """Every number goes to the trunk; the number becomes the Request-URI user."""
     return lambda _number: (trunk.host, trunk.port)
+
+
+_USER_SAFE = re.compile(r"[^0-9A-Za-z+*#._~!-]")
+
+
+def from_identity(caller_id: str) -> tuple[str, str]:
+    """(From user, display name) for a caller ID. Caller IDs are normally E.164 numbers; anything
+    else is made safe here, because sippy writes both parts into the From header unescaped."""
+    user = _USER_SAFE.sub("", caller_id) or "anonymous"
+    display = caller_id.replace('"', "").replace("\\", "").strip() or user
+    return user, display

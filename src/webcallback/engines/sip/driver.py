@@ -24,7 +24,7 @@ from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
 from webcallback.engines.base import CallOutcome, EndedBy, LegRole, ProgressEvent
-from webcallback.engines.sip.addressing import NextHop
+from webcallback.engines.sip.addressing import NextHop, from_identity
 from webcallback.engines.sip.translate import to_core
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,8 @@ class CallDriver:
                 username=d.username, password=d.password)  # fmt: skip
         self._uas[cmd.leg] = ua
         body = MsgBody(cmd.sdp) if cmd.sdp is not None else None  # None: late offer (RFC 3725)
-        data = (SipCallId(), cmd.caller_id, cmd.number, body, None, cmd.caller_id)
+        user, display = from_identity(cmd.caller_id)
+        data = (SipCallId(), user, cmd.number, body, None, display)
         ua.recvEvent(_Invite(data, d.from_domain))
 
     def _disconnect_all(self) -> None:
