@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 from webcallback.engines.base import CallOutcome, LegRecord, LegRole, LegState, ProgressEvent
-from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _row_to_callback
+from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _aware, _row_to_callback
 from webcallback.store.db import Database
 from webcallback.store.schema import callbacks, metadata
 
@@ -86,12 +86,6 @@ _CDR_TIME_COLUMNS = ("started_at", "bridged_at", "ended_at")
 
 def from_epoch(at: float | None) -> datetime | None:
     return None if at is None else datetime.fromtimestamp(at, UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _plain(row: Any, time_columns: tuple[str, ...]) -> dict[str, Any]:
