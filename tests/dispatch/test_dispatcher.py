@@ -309,3 +309,15 @@ async def test_a_callback_is_finished_once_and_its_hooks_run_once(harness: Harne
     done = harness.services.callbacks.get(queued.id)
     assert (done.state, done.reason) == ("failed", "engine-error")
     assert [o.reason for _, o in harness.finished] == ["engine-error"]
+
+
+@pytest.mark.parametrize("settings_env", [{"CALLS__RING_TIMEOUT": "0.05", "CALLS__MAX_DURATION": "0.05"}])
+async def test_an_engine_that_overruns_the_longest_possible_call_is_stopped(harness: Harness) -> None:
+    harness.engine.default = Script(kind="deaf")  # never returns, even when hung up
+    queued = harness.queue()
+    async with Dispatcher(harness.services, harness.engine, watchdog_grace=0.2, **FAST):  # type: ignore[arg-type]
+        done = await harness.wait_final(queued.id)
+    assert (done.state, done.reason) == ("failed", "engine-timeout")
+    assert harness.engine.running == 0  # the engine's run_callback was cancelled (it hangs up)
+    legs, cdr = records(harness, queued.id)
+    assert {leg["state"] for leg in legs.values()} == {"ended"} and cdr["reason"] == "engine-timeout"  # type: ignore[index]

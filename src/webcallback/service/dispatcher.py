@@ -10,8 +10,9 @@ Lifetime (an async context manager, like the engine it drives):
   calls in progress, `"hangup"` hangs them up at once (ended by `shutdown`); whatever is still
   running after that is hung up, then cancelled, and recorded as failed.
 
-Whatever goes wrong with one callback (engine error, an exception, cancellation) ends it in a final
-state with a reason; nothing is left in flight by a process that is still running.
+Whatever goes wrong with one callback (engine error, an exception, an engine that never returns,
+cancellation) ends it in a final state with a reason; nothing is left in flight by a process that
+is still running, as long as talk time is limited (`calls.max_duration` or credit).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 2.0  # seconds between looks at the store when nobody wakes the dispatcher
 HANGUP_GRACE = 10.0  # seconds hung-up calls get to end before their tasks are cancelled
+WATCHDOG_GRACE = 60.0  # seconds an engine may overrun a callback's longest possible life
 
 
 class DispatcherState(enum.Enum):
@@ -103,6 +105,7 @@ class Dispatcher:
         node: str | None = None,
         poll_interval: float = POLL_INTERVAL,
         hangup_grace: float = HANGUP_GRACE,
+        watchdog_grace: float = WATCHDOG_GRACE,
     ) -> None:
         self._services = services
         self._settings = services.settings.calls
@@ -111,6 +114,7 @@ class Dispatcher:
         self.node = node or node_name(services.settings)
         self._poll_interval = poll_interval
         self._hangup_grace = hangup_grace
+        self._watchdog_grace = watchdog_grace
         self._recorder = CallRecorder(services)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -180,13 +184,23 @@ class Dispatcher:
     async def _place(self, callback: Callback, progress: ProgressLog) -> CallOutcome | str:
         """The engine's outcome, or the reason there is none."""
         try:
-            return await self._engine.run_callback(build_spec(self._settings, callback), progress)
+            spec = build_spec(self._settings, callback)
+            return await asyncio.wait_for(self._engine.run_callback(spec, progress), self._watchdog(spec))
+        except TimeoutError:
+            log.error("callback %s: the engine overran the callback's longest possible life", callback.id)
+            return "engine-timeout"
         except EngineError as exc:
             log.error("callback %s: engine error: %s", callback.id, exc)
             return "engine-error"
         except Exception:
             log.exception("callback %s: failed unexpectedly", callback.id)
             return "internal-error"
+
+    def _watchdog(self, spec: CallbackSpec) -> float | None:
+        """Both legs ringing in turn, then the longest talk, then a grace; None when talk is unlimited."""
+        if spec.max_duration is None:
+            return None
+        return 2 * spec.ring_timeout + spec.max_duration + self._watchdog_grace
 
     async def _record(self, callback: Callback, progress: ProgressLog, result: CallOutcome | str) -> None:
         try:
