@@ -73,3 +73,17 @@ def test_engine_restarts_in_one_process() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:3] == ["completed 0 0"] * 3
+
+
+async def test_a_broken_stack_is_an_engine_error(sip_listen: str) -> None:
+    def no_route(number: str) -> tuple[str, int]:
+        raise RuntimeError(f"no route to {number}")
+
+    engine = SipEngine(SipSettings(listen=sip_listen), next_hop=no_route)
+    await engine.start()
+    try:
+        with pytest.raises(EngineError, match="no route"):
+            await engine.run_callback(SPEC, lambda p: None)
+        assert await engine.hangup(SPEC.callback_id) is False
+    finally:
+        await engine.stop()

@@ -122,17 +122,24 @@ class CallDriver:
     def _run(self, produce: Callable[[], list[Command]]) -> None:
         try:
             commands = produce()
-        except IllegalTransition as exc:
+        except IllegalTransition as exc:  # a far end out of step (or a race): keep the call
             log.warning("[%s] ignored: %s", self.id, exc)
+            return
+        except Exception as exc:
+            self._fail("call-control error", exc)
             return
         try:
             for command in commands:
                 self._execute(command)
-        except Exception as exc:  # sippy failed us: the engine, not the call, is broken
-            log.exception("[%s] SIP stack error", self.id)
-            self._dead = True
-            self._disconnect_all()
-            self.sink.broken(exc)
+        except Exception as exc:
+            self._fail("SIP stack error", exc)
+
+    def _fail(self, what: str, exc: Exception) -> None:
+        """A bug or a broken SIP stack, not a call failure: drop both legs, report EngineError."""
+        log.exception("[%s] %s", self.id, what, exc_info=exc)
+        self._dead = True
+        self._disconnect_all()
+        self.sink.broken(exc)
 
     def _arm(self) -> None:
         if self._timer is not None:
