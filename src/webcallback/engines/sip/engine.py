@@ -7,6 +7,7 @@ asyncio -> sippy: `Reactor.call` (`ED2.callFromThread`). sippy -> asyncio: the d
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -57,7 +58,11 @@ class SipEngine:
         if self._reactor is not None:
             return
         loop = asyncio.get_running_loop()
-        reactor = await loop.run_in_executor(None, reactor_mod.acquire, self.listen.host, self.listen.port)
+        settings = self.settings
+        acquire = functools.partial(
+            reactor_mod.acquire, udp_workers=settings.udp_workers, linger=settings.linger
+        )
+        reactor = await loop.run_in_executor(None, acquire, self.listen.host, self.listen.port)
         password = self.settings.password.reveal() if self.settings.password else None
         self._dialling = Dialling(reactor.config, self._next_hop, self.settings.username, password,
                                   self._from_domain, epoch_monotonic())  # fmt: skip
