@@ -57,7 +57,7 @@ def test_port_in_use_is_an_engine_error() -> None:
             reactor.start()
 
 
-@pytest.mark.parametrize("listen", [":5070", "127.0.0.1:99999", "127.0.0.1:x"])
+@pytest.mark.parametrize("listen", [":5070", "127.0.0.1:99999", "127.0.0.1:x", "0.0.0.0:5070"])
 def test_bad_listen_setting(listen: str) -> None:
     with pytest.raises(EngineError, match=r"engine\.sip\.listen"):
         SipEngine(SipSettings(listen=listen))

@@ -47,6 +47,9 @@ class SipEngine:
     def __init__(self, settings: SipSettings, *, next_hop: NextHop | None = None) -> None:
         self.settings = settings
         self.listen = parse_hostport(settings.listen, 5060, "engine.sip.listen")
+        if self.listen.host in ("0.0.0.0", "::"):
+            # the listen address is also our Via and Contact: the far end must reach it there
+            raise EngineError("engine.sip.listen must be an address the trunk can reach, not a wildcard")
         self.trunk = parse_trunk(settings.trunk)
         self._next_hop = next_hop or trunk_next_hop(self.trunk)
         self._from_domain = settings.from_domain or (None if next_hop else self.trunk.host)
