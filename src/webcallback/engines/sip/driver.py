@@ -88,14 +88,21 @@ class CallDriver:
         role = next((r for r, u in self._uas.items() if u is ua), None)
         if role is None:
             return
-        core_event = to_core(event, role, self.session.phase(role))
-        if core_event is not None:
-            self._feed(core_event)
-        elif isinstance(event, CCEventUpdate):
+        if isinstance(event, CCEventUpdate):
             # A far end re-INVITEs (hold, codec change). Relaying it to the other leg is not
             # implemented; refusing it leaves the session as it was (RFC 3261 §14.1).
             log.info("[%s] %s: refusing a re-INVITE from the far end", self.id, role.value)
             ua.recvEvent(CCEventFail((488, "Not Acceptable Here")))
+            return
+        # Read the event against the leg's phase when it is handled, not when it arrives: events
+        # queued behind the current step may see a phase that step has not reached yet.
+        self._step(lambda: self._receive(to_core(event, role, self.session.phase(role))))
+
+    def _receive(self, event: ev.Event | None) -> list[Command]:
+        if event is None:
+            return []
+        log.debug("[%s] <- %s", self.id, event)
+        return self.session.receive(event, self.dialling.clock())
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -104,8 +111,7 @@ class CallDriver:
     # ---- the loop ----------------------------------------------------------------------------
 
     def _feed(self, event: ev.Event) -> None:
-        log.debug("[%s] <- %s", self.id, event)
-        self._step(lambda: self.session.receive(event, self.dialling.clock()))
+        self._step(lambda: self._receive(event))
 
     def _step(self, produce: Callable[[], list[Command]]) -> None:
         self._inbox.append(produce)
