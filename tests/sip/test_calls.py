@@ -204,10 +204,12 @@ async def test_parallel_rings_both(
 
 async def test_flow_i(routed_engine: EngineFactory, proxy_port: int | None, phones: Phones) -> None:
     a, b = phones("uas_answer.xml", ring_ms=100), phones("uas_answer.xml", ring_ms=300)
-    outcome, _ = await run(await routed_engine(flow="I"), spec_for(a, b, max_duration=0.5))
+    engine = await routed_engine(flow="I", from_domain="voip.example.net")
+    outcome, _ = await run(engine, spec_for(a, b, max_duration=0.5))
     await verdicts(a, b)
     assert_routed(proxy_port, a, b)
     assert outcome.completed
+    assert f"<sip:{a.number}@voip.example.net>" in b.received("INVITE")[0].headers("From")[0]
     assert sdp_port(b.received("INVITE")[0]) == a.media_port  # A's offer in B's INVITE
     assert sdp_port(a.received("ACK")[0]) == b.media_port  # B's answer in A's ACK
     assert reinvites(a) == reinvites(b) == []

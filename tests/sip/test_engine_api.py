@@ -57,7 +57,7 @@ def test_port_in_use_is_an_engine_error() -> None:
             reactor.start()
 
 
-@pytest.mark.parametrize("listen", [":5070", "127.0.0.1:99999", "127.0.0.1:x"])
+@pytest.mark.parametrize("listen", [":5070", "127.0.0.1:99999", "127.0.0.1:x", "0.0.0.0:5070"])
 def test_bad_listen_setting(listen: str) -> None:
     with pytest.raises(EngineError, match=r"engine\.sip\.listen"):
         SipEngine(SipSettings(listen=listen))
@@ -73,3 +73,17 @@ def test_engine_restarts_in_one_process() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:3] == ["completed 0 0"] * 3
+
+
+async def test_a_broken_stack_is_an_engine_error(sip_listen: str) -> None:
+    def no_route(number: str) -> tuple[str, int]:
+        raise RuntimeError(f"no route to {number}")
+
+    engine = SipEngine(SipSettings(listen=sip_listen), next_hop=no_route)
+    await engine.start()
+    try:
+        with pytest.raises(EngineError, match="no route"):
+            await engine.run_callback(SPEC, lambda p: None)
+        assert await engine.hangup(SPEC.callback_id) is False
+    finally:
+        await engine.stop()

@@ -24,11 +24,12 @@ from typing import Any
 
 from webcallback.core import events as ev
 from webcallback.core._transitions import RINGING_PHASES, Phase, Trigger
-from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
+from webcallback.core.actions import LegActions
+from webcallback.core.commands import Command, Finished, Report
 from webcallback.core.leg import Leg
 from webcallback.core.outcome import build_outcome
-from webcallback.core.sdp import Origin, blackhole_answer, restamp, same_media
-from webcallback.engines.base import CallbackSpec, EndedBy, LegOrder, LegRole, LegState, ProgressEvent
+from webcallback.core.sdp import Origin, same_media
+from webcallback.engines.base import CallbackSpec, EndedBy, LegOrder, LegRole, LegState
 
 
 class Flow(enum.StrEnum):
@@ -50,10 +51,8 @@ class CallbackSession:
         self.bridged_at: float | None = None
         self.unbridged_at: float | None = None
         self.max_deadline: float | None = None
-        self.ended_order: list[Leg] = []
         self.started = self.finished = False
-        self._now = 0.0
-        self._out: list[Command] = []
+        self._act = LegActions(spec)
 
     def _new_leg(self, role: LegRole, number: str, caller_id: str, address: str) -> Leg:
         origin = Origin.for_leg(self.spec.callback_id, role.value, address)
@@ -84,11 +83,18 @@ class CallbackSession:
     def phase(self, role: LegRole) -> Phase:
         return self.legs[role].phase
 
+    @property
+    def ended_order(self) -> list[Leg]:
+        return self._act.ended_order
+
+    @property
+    def _now(self) -> float:
+        return self._act.now
+
     def _run(self, now: float, step: Callable[[], None]) -> list[Command]:
-        self._now, self._out = now, []
+        self._act.begin(now)
         step()
-        out, self._out = self._out, []
-        return out
+        return self._act.take()
 
     def _peer(self, leg: Leg) -> Leg:
         return self.second if leg is self.first else self.first
@@ -96,9 +102,9 @@ class CallbackSession:
     # ---- handlers ----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        self._dial(self.first, None)
+        self._act.dial(self.first, None)
         if self.spec.leg_order is LegOrder.PARALLEL:
-            self._dial(self.second, None)
+            self._act.dial(self.second, None)
 
     def _on_trying(self, e: ev.Trying) -> None:
         self.legs[e.leg].apply(Trigger.TRYING)
@@ -108,12 +114,12 @@ class CallbackSession:
         if leg.apply(Trigger.RING) is Phase.ENDED:
             return
         leg.mark("ringing", self._now)
-        self._report(leg, e.code, e.reason)
+        self._act.report(leg, e.code, e.reason)
         if e.sdp is not None and self.flow is Flow.III:
             leg.remote_sdp = e.sdp
             held = self._peer(leg)
             if held.phase in (Phase.HELD, Phase.LINKED) and not same_media(held.offered_sdp or "", e.sdp):
-                self._reoffer(held, e.sdp)  # early media: let the answered party hear ringback
+                self._act.reoffer(held, e.sdp)  # early media: let the answered party hear ringback
 
     def _on_answered(self, e: ev.Answered) -> None:
         leg = self.legs[e.leg]
@@ -121,7 +127,7 @@ class CallbackSession:
             return
         leg.mark("answered", self._now)
         leg.remote_sdp, leg.code, leg.reason = e.sdp, e.code, e.reason
-        self._report(leg, e.code, e.reason)
+        self._act.report(leg, e.code, e.reason)
         if self.flow is Flow.I:
             self._answered_flow_i(leg, e.sdp)
         else:
@@ -129,20 +135,20 @@ class CallbackSession:
 
     def _answered_flow_i(self, leg: Leg, sdp: str) -> None:
         if leg is self.first:
-            self._dial(self.second, sdp)
-        else:
-            self.first.apply(Trigger.BRIDGE)
-            self._emit(Ack(leg=self.first.role, sdp=restamp(sdp, self.first.origin)))
-            self._bridge(leg)
+            self._act.dial(self.second, sdp)
+        else:  # the second leg's answer goes into the first leg's ACK; sippy ACKed the second
+            self._act.bridge(self.first, ack_sdp=sdp)
+            self._act.bridge(leg, ack_sdp=None)
+            self._bridge()
 
     def _answered_flow_iii(self, leg: Leg, offer: str) -> None:
         other = self._peer(leg)
         if other.phase in (Phase.IDLE, *RINGING_PHASES):
-            self._hold(leg)
+            self._act.hold(leg)
             if other.phase is Phase.IDLE:
-                self._dial(other, None)
+                self._act.dial(other, None)
         elif other.phase is Phase.HELD:
-            self._reoffer(other, offer)
+            self._act.reoffer(other, offer)
         elif other.phase is Phase.LINKED:
             self._try_bridge(leg)
         # REOFFERING: the early-media re-INVITE is in flight; its answer will try the bridge.
@@ -161,18 +167,18 @@ class CallbackSession:
         linked = self._peer(answered)
         assert answered.remote_sdp is not None and linked.answer_sdp is not None
         if not same_media(linked.offered_sdp or "", answered.remote_sdp):
-            self._reoffer(linked, answered.remote_sdp)  # the 200 differs from the early media
+            self._act.reoffer(linked, answered.remote_sdp)  # the 200 differs from the early media
             return
-        linked.apply(Trigger.BRIDGE)
-        self._emit(Ack(leg=answered.role, sdp=restamp(linked.answer_sdp, answered.origin)))
-        self._bridge(answered)
+        self._act.bridge(linked, ack_sdp=None)
+        self._act.bridge(answered, ack_sdp=linked.answer_sdp)
+        self._bridge()
 
     def _on_reoffer_failed(self, e: ev.ReofferFailed) -> None:
         leg = self.legs[e.leg]
         if leg.apply(Trigger.REOFFER_FAIL) is Phase.ENDED:
             return
         leg.code, leg.reason = e.code, e.reason
-        self._end_leg(leg, EndedBy.ERROR)
+        self._act.end(leg, EndedBy.ERROR)
         self._leg_over(leg)
 
     def _on_failed(self, e: ev.Failed) -> None:
@@ -189,7 +195,7 @@ class CallbackSession:
             return  # late news about a leg we already ended
         if code is not None:
             leg.code, leg.reason = code, reason
-        self._ended(leg, EndedBy.REMOTE)
+        self._act.ended(leg, EndedBy.REMOTE)
         self._leg_over(leg)
 
     def _on_hangup_requested(self, e: ev.HangupRequested) -> None:
@@ -200,77 +206,31 @@ class CallbackSession:
         for leg in (self.first, self.second):
             deadline = leg.ring_deadline
             if leg.phase in RINGING_PHASES and deadline is not None and deadline <= self._now:
-                self._end_leg(leg, EndedBy.TIMEOUT)
+                self._act.end(leg, EndedBy.TIMEOUT)
                 self._leg_over(leg)
         if self.max_deadline is not None and self.max_deadline <= self._now and not self.finished:
             self._end_all(EndedBy.MAX_DURATION)
 
-    # ---- actions -----------------------------------------------------------------------------
+    # ---- the callback as a whole --------------------------------------------------------------
 
-    def _dial(self, leg: Leg, offer: str | None) -> None:
-        leg.apply(Trigger.DIAL)
-        leg.mark("started", self._now)
-        leg.ring_deadline = self._now + self.spec.ring_timeout
-        leg.offered_sdp = offer
-        sdp = restamp(offer, leg.origin) if offer is not None else None
-        self._emit(Originate(leg=leg.role, number=leg.number, caller_id=leg.caller_id, sdp=sdp))
-        self._report(leg)
-
-    def _hold(self, leg: Leg) -> None:
-        assert leg.remote_sdp is not None
-        leg.apply(Trigger.HOLD)
-        self._emit(Ack(leg=leg.role, sdp=blackhole_answer(leg.remote_sdp, leg.origin)))
-
-    def _reoffer(self, leg: Leg, sdp: str) -> None:
-        leg.apply(Trigger.REOFFER)
-        leg.offered_sdp = sdp
-        self._emit(Reoffer(leg=leg.role, sdp=restamp(sdp, leg.origin)))
-
-    def _bridge(self, answered: Leg) -> None:
-        answered.apply(Trigger.BRIDGE)
+    def _bridge(self) -> None:
         self.bridged_at = self._now
         if self.spec.max_duration is not None:
             self.max_deadline = self._now + self.spec.max_duration
         for leg in (self.first, self.second):
-            self._report(leg)
-        self._emit(Report(progress=self._progress(None, LegState.BRIDGED)))
+            self._act.report(leg)
+        self._act.out.append(Report(progress=self._act.progress(None, LegState.BRIDGED)))
 
     def _end_all(self, by: EndedBy) -> None:
         for leg in (self.first, self.second):
-            self._end_leg(leg, by)
+            self._act.end(leg, by)
         self._maybe_finish()
 
-    def _end_leg(self, leg: Leg, by: EndedBy) -> None:
-        """Tear a leg down whatever its phase: CANCEL while it rings, BYE once it is up."""
-        phase = leg.phase
-        if phase is Phase.ENDED:
-            return
-        if phase is Phase.IDLE:
-            leg.apply(Trigger.SKIP)
-            leg.ended_by = by
-            self.ended_order.append(leg)
-            return
-        if phase in RINGING_PHASES:
-            leg.apply(Trigger.CANCEL)
-            self._emit(Cancel(leg=leg.role))
-        else:
-            leg.apply(Trigger.BYE)
-            if phase is Phase.ANSWERED:  # a 2xx must be ACKed before the dialog can be BYEd
-                self._emit(Ack(leg=leg.role, sdp=blackhole_answer(leg.remote_sdp or "", leg.origin)))
-            self._emit(Bye(leg=leg.role))
-        self._ended(leg, by)
-
-    def _ended(self, leg: Leg, by: EndedBy) -> None:
-        leg.ended_by = by
-        leg.mark("ended", self._now)
-        self.ended_order.append(leg)
-        failed = leg.furthest not in (LegState.ANSWERED, LegState.BRIDGED)
-        self._report(leg, leg.code if failed else None, leg.reason if failed else None)
-
     def _leg_over(self, leg: Leg) -> None:
+        """One leg is over: the other goes too, and the callback may be finished."""
         if self.bridged_at is not None and self.unbridged_at is None:
             self.unbridged_at = self._now
-        self._end_leg(self._peer(leg), EndedBy.PEER_LEG)
+        self._act.end(self._peer(leg), EndedBy.PEER_LEG)
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
@@ -279,35 +239,8 @@ class CallbackSession:
         if self.bridged_at is not None and self.unbridged_at is None:
             self.unbridged_at = self._now
         self.finished = True
-        self._emit(Report(progress=self._progress(None, LegState.ENDED)))
-        self._emit(Finished(outcome=build_outcome(self)))
-
-    # ---- output ------------------------------------------------------------------------------
-
-    def _emit(self, command: Command) -> None:
-        self._out.append(command)
-
-    def _report(self, leg: Leg, code: int | None = None, reason: str | None = None) -> None:
-        progress = self._progress(leg.role, leg.state, code, reason, leg.ended_by if leg.ended else None)
-        self._emit(Report(progress=progress))
-
-    def _progress(
-        self,
-        role: LegRole | None,
-        state: LegState,
-        code: int | None = None,
-        reason: str | None = None,
-        ended_by: EndedBy | None = None,
-    ) -> ProgressEvent:
-        return ProgressEvent(
-            callback_id=self.spec.callback_id,
-            leg=role,
-            state=state,
-            at=self._now,
-            sip_code=code,
-            reason=reason,
-            ended_by=ended_by,
-        )
+        self._act.out.append(Report(progress=self._act.progress(None, LegState.ENDED)))
+        self._act.out.append(Finished(outcome=build_outcome(self)))
 
 
 _HANDLERS: dict[type[Any], Callable[[CallbackSession, Any], None]] = {

@@ -88,14 +88,21 @@ class CallDriver:
         role = next((r for r, u in self._uas.items() if u is ua), None)
         if role is None:
             return
-        core_event = to_core(event, role, self.session.phase(role))
-        if core_event is not None:
-            self._feed(core_event)
-        elif isinstance(event, CCEventUpdate):
+        if isinstance(event, CCEventUpdate):
             # A far end re-INVITEs (hold, codec change). Relaying it to the other leg is not
             # implemented; refusing it leaves the session as it was (RFC 3261 §14.1).
             log.info("[%s] %s: refusing a re-INVITE from the far end", self.id, role.value)
             ua.recvEvent(CCEventFail((488, "Not Acceptable Here")))
+            return
+        # Read the event against the leg's phase when it is handled, not when it arrives: events
+        # queued behind the current step may see a phase that step has not reached yet.
+        self._step(lambda: self._receive(to_core(event, role, self.session.phase(role))))
+
+    def _receive(self, event: ev.Event | None) -> list[Command]:
+        if event is None:
+            return []
+        log.debug("[%s] <- %s", self.id, event)
+        return self.session.receive(event, self.dialling.clock())
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -104,8 +111,7 @@ class CallDriver:
     # ---- the loop ----------------------------------------------------------------------------
 
     def _feed(self, event: ev.Event) -> None:
-        log.debug("[%s] <- %s", self.id, event)
-        self._step(lambda: self.session.receive(event, self.dialling.clock()))
+        self._step(lambda: self._receive(event))
 
     def _step(self, produce: Callable[[], list[Command]]) -> None:
         self._inbox.append(produce)
@@ -122,17 +128,24 @@ class CallDriver:
     def _run(self, produce: Callable[[], list[Command]]) -> None:
         try:
             commands = produce()
-        except IllegalTransition as exc:
+        except IllegalTransition as exc:  # a far end out of step (or a race): keep the call
             log.warning("[%s] ignored: %s", self.id, exc)
+            return
+        except Exception as exc:
+            self._fail("call-control error", exc)
             return
         try:
             for command in commands:
                 self._execute(command)
-        except Exception as exc:  # sippy failed us: the engine, not the call, is broken
-            log.exception("[%s] SIP stack error", self.id)
-            self._dead = True
-            self._disconnect_all()
-            self.sink.broken(exc)
+        except Exception as exc:
+            self._fail("SIP stack error", exc)
+
+    def _fail(self, what: str, exc: Exception) -> None:
+        """A bug or a broken SIP stack, not a call failure: drop both legs, report EngineError."""
+        log.exception("[%s] %s", self.id, what, exc_info=exc)
+        self._dead = True
+        self._disconnect_all()
+        self.sink.broken(exc)
 
     def _arm(self) -> None:
         if self._timer is not None:

@@ -7,6 +7,7 @@ asyncio -> sippy: `Reactor.call` (`ED2.callFromThread`). sippy -> asyncio: the d
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +47,9 @@ class SipEngine:
     def __init__(self, settings: SipSettings, *, next_hop: NextHop | None = None) -> None:
         self.settings = settings
         self.listen = parse_hostport(settings.listen, 5060, "engine.sip.listen")
+        if self.listen.host in ("0.0.0.0", "::"):
+            # the listen address is also our Via and Contact: the far end must reach it there
+            raise EngineError("engine.sip.listen must be an address the trunk can reach, not a wildcard")
         self.trunk = parse_trunk(settings.trunk)
         self._next_hop = next_hop or trunk_next_hop(self.trunk)
         self._from_domain = settings.from_domain or (None if next_hop else self.trunk.host)
@@ -57,7 +61,11 @@ class SipEngine:
         if self._reactor is not None:
             return
         loop = asyncio.get_running_loop()
-        reactor = await loop.run_in_executor(None, reactor_mod.acquire, self.listen.host, self.listen.port)
+        settings = self.settings
+        acquire = functools.partial(
+            reactor_mod.acquire, udp_workers=settings.udp_workers, linger=settings.linger
+        )
+        reactor = await loop.run_in_executor(None, acquire, self.listen.host, self.listen.port)
         password = self.settings.password.reveal() if self.settings.password else None
         self._dialling = Dialling(reactor.config, self._next_hop, self.settings.username, password,
                                   self._from_domain, epoch_monotonic())  # fmt: skip

@@ -20,7 +20,7 @@ from sippy.SipConf import SipConf
 from sippy.SipTransactionManager import SipTransactionManager
 
 from webcallback.engines.base import EngineError
-from webcallback.engines.sip import patches
+from webcallback.engines.sip import patches, tuning
 
 log = logging.getLogger(__name__)
 sip_trace = logging.getLogger("webcallback.engines.sip.trace")
@@ -37,8 +37,9 @@ class _SipLog:
 
 
 class Reactor:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, udp_workers: int = 1, linger: float = 32.0) -> None:
         self.host, self.port = host, port
+        self.udp_workers, self.linger = udp_workers, linger
         self.config: dict[str, Any] = {}
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -47,6 +48,7 @@ class Reactor:
     def start(self) -> None:
         """Blocks until the SIP port is bound (or raises `EngineError`)."""
         patches.apply()
+        tuning.apply(self.udp_workers, self.linger)
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT):
             raise EngineError("the SIP reactor did not start")
@@ -101,12 +103,13 @@ _shared: Reactor | None = None
 _users = 0
 
 
-def acquire(host: str, port: int) -> Reactor:
-    """The running reactor (started on first use). Raises `EngineError` on another address."""
+def acquire(host: str, port: int, *, udp_workers: int = 1, linger: float = 32.0) -> Reactor:
+    """The running reactor (started on first use, with these settings). Raises `EngineError` when
+    it already runs on another address."""
     global _shared, _users
     with _lock:
         if _shared is None:
-            reactor = Reactor(host, port)
+            reactor = Reactor(host, port, udp_workers=udp_workers, linger=linger)
             reactor.start()
             _shared = reactor
         elif (_shared.host, _shared.port) != (host, port):
