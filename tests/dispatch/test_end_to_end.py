@@ -21,7 +21,7 @@ import pytest
 
 from tests.dispatch.service_process import Service, running_service, service_env
 from webcallback.config import load_settings
-from webcallback.lab.phones import SCENARIO, LabPhones, free_udp_port
+from webcallback.lab.phones import SCENARIO, LabPhones, free_udp_port, udp_port_bound
 from webcallback.service.container import build_services
 
 pytestmark = [
@@ -180,32 +180,47 @@ async def test_sigterm_hangs_up_or_drains_calls_in_progress(
 def test_the_first_run_lab_places_a_callback_end_to_end(sqlite_url: str, tmp_path: Path) -> None:
     """`webcallback run` with no trunk: the printed commands, run as printed, complete a callback."""
     env = service_env(sqlite_url)
-    env.pop("WEBCALLBACK_ENGINE__SIP__TRUNK", None)
     with running_service(env, tmp_path) as service:
         banner = service.stdout
         commands = banner.split("(paste into a shell):", 1)[1].strip()
-        token = re.search(r"Bearer (\S+)'", banner).group(1)  # type: ignore[union-attr]
-        sipp_port = int(re.search(r"SIPp phones at sip:127\.0\.0\.1:(\d+)", banner).group(1))  # type: ignore[union-attr]
+        _, token, sipp_port = _lab_details(banner)
         run = subprocess.run(["bash", "-c", commands], capture_output=True, text=True, timeout=60)
         assert service.terminate()
     lines = run.stdout.strip().splitlines()
     callback_id = lines[0].removeprefix("callback ")
     during, after = json.loads(lines[1]), json.loads(lines[2])
-    assert after["id"] == callback_id and (after["state"], after["reason"]) == ("completed", "completed"), (
-        after
-    )
+    assert after["id"] == callback_id, after
+    assert (after["state"], after["reason"]) == ("completed", "completed"), after
     assert during["state"] in ("dialing", "bridged") and during["legs"]["destination"] is not None
     assert after["cdr"]["bridged_s"] > 4 and after["legs"]["callback"]["sip_code"] == 200
-    assert token and "demo / " in banner
+    assert token
     assert "SIPp stopped" in service.stderr
-    from webcallback.lab.phones import udp_port_bound
-
     assert not udp_port_bound("127.0.0.1", sipp_port)  # the lab's phones stopped with the service
+
+
+def test_the_lab_commands_follow_the_configured_token_body_and_hash_recipe(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A configured token is not printed (the shell supplies it); an empty success body means the
+    status is followed through the listing; the hash follows `auth.hash_recipe`."""
+    env = service_env(
+        sqlite_url, API__TOKEN="my-own-t0ken", API__SUCCESS_BODY="empty", AUTH__HASH_RECIPE="password+nonce"
+    )
+    with running_service(env, tmp_path) as service:
+        banner = service.stdout
+        commands = banner.split("(paste into a shell):", 1)[1].strip()
+        run = subprocess.run(["bash", "-c", commands], env=env, capture_output=True, text=True, timeout=60)
+        assert service.terminate()
+    assert "my-own-t0ken" not in banner
+    lines = run.stdout.strip().splitlines()
+    assert lines[0] == "HTTP 200", run.stdout + run.stderr
+    after = json.loads(lines[2])["callbacks"][0]
+    assert (after["state"], after["username"]) == ("completed", "demo"), after
 
 
 def _lab_details(banner: str) -> tuple[str, str, int]:
     """(demo password, API token, SIPp port) from the lab's banner."""
-    password = re.search(r"demo / (\S+)", banner).group(1)  # type: ignore[union-attr]
+    password = re.search(r"demo / (\S+) ", banner).group(1)  # type: ignore[union-attr]
     token = re.search(r"Bearer (\S+)'", banner).group(1)  # type: ignore[union-attr]
     port = int(re.search(r"SIPp phones at sip:127\.0\.0\.1:(\d+)", banner).group(1))  # type: ignore[union-attr]
     return password, token, port
@@ -214,8 +229,6 @@ def _lab_details(banner: str) -> tuple[str, str, int]:
 def test_after_a_crash_the_lab_phones_are_gone_and_the_restart_fails_the_call_as_interrupted(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    from webcallback.lab.phones import udp_port_bound
-
     env = service_env(sqlite_url)
     with running_service(env, tmp_path) as service:
         password, service.token, sipp_port = _lab_details(service.stdout)

@@ -91,20 +91,35 @@ def _hash_command(settings: Settings, password: str) -> str:
     return f"hash=$(printf '%s%s' {material} | {digest})"
 
 
+def _auth_line(token: str | None) -> str:
+    if token:
+        return f"auth='Authorization: Bearer {token}'"
+    # A configured token is not printed: the shell fills it in.
+    return 'auth="Authorization: Bearer $WEBCALLBACK_API__TOKEN"   # set it to your [api] token'
+
+
+def _watch_lines(settings: Settings) -> str:
+    """Follow the callback by its id when the response carries it as JSON, else the newest one."""
+    status = "$base/api/v1/callbacks/$id"
+    place = 'id=$(curl -s "$url" | sed -E \'s/.*"id": *"([^"]+)".*/\\1/\'); echo "callback $id"'
+    if settings.api.success_body == "empty" or settings.api.response_format not in ("auto", "json"):
+        status = "$base/api/v1/callbacks?limit=1"
+        place = 'curl -s -o /dev/null -w "HTTP %{http_code}\\n" "$url"'
+    return f"""{place}
+sleep 2; curl -s -H "$auth" "{status}"; echo   # dialing or bridged: the legs so far
+sleep 8; curl -s -H "$auth" "{status}"; echo   # completed, with its CDR"""
+
+
 def banner(settings: Settings, phones: LabPhones, password: str, token: str | None) -> str:
-    base = base_url(settings)
     path = "/" + settings.api.path.strip("/")
-    bearer = token or "$WEBCALLBACK_API_TOKEN"  # a configured token is not printed
     return f"""
 Phone lab: no [engine.sip] trunk is configured, so every leg goes to SIPp phones at {phones.uri}
 that answer any number after {phones.ring_ms / 1000:g} s and hang up 5 s after they are connected.
 Demo account: {DEMO_USER} / {password} (callback number {DEMO_CALLBACK}, credit {DEMO_CREDIT} USD).
 Place a callback to {DEMO_DESTINATION} and watch it (paste into a shell):
 
-base={base}; auth='Authorization: Bearer {bearer}'
+base={base_url(settings)}; {_auth_line(token)}
 nonce=$(date +%s%N); {_hash_command(settings, password)}
 url="$base{path}?username={DEMO_USER}&nonce=$nonce&hash=$hash&targetNumber=%2B{DEMO_DESTINATION[1:]}"
-id=$(curl -s "$url" | sed -E 's/.*"id": *"([^"]+)".*/\\1/'); echo "callback $id"
-sleep 2; curl -s -H "$auth" "$base/api/v1/callbacks/$id"; echo   # dialing or bridged: the legs so far
-sleep 8; curl -s -H "$auth" "$base/api/v1/callbacks/$id"; echo   # completed, with its CDR
+{_watch_lines(settings)}
 """
