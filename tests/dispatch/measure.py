@@ -3,7 +3,9 @@
 completed, the delay from queued to the first INVITE, and the most callbacks in flight at once
 (from the stored leg times).
 
-    PYTHONPATH=src python -m tests.dispatch.measure N [CONCURRENCY] [sqlite|postgres]
+    PYTHONPATH=src python -m tests.dispatch.measure N [CONCURRENCY] [sqlite|postgres] [--sequential]
+
+`--sequential` sends the requests one after another instead.
 """
 
 from __future__ import annotations
@@ -45,7 +47,14 @@ def most_at_once(done: list[dict[str, Any]]) -> int:
     return most
 
 
-async def measure(n: int, concurrency: str, db_url: str, tmp: Path) -> None:
+async def request_all(url: str, n: int, sequential: bool) -> list[str]:
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=50)) as client:
+        if sequential:
+            return [await request(client, url, i) for i in range(n)]
+        return list(await asyncio.gather(*(request(client, url, i) for i in range(n))))
+
+
+async def measure(n: int, concurrency: str, db_url: str, tmp: Path, sequential: bool) -> None:
     scenario = short_talk_scenario(tmp)
     async with LabPhones(free_udp_port(), ring_ms=300, log_dir=tmp / "phones", scenario=scenario) as phones:
         env = service_env(
@@ -55,8 +64,7 @@ async def measure(n: int, concurrency: str, db_url: str, tmp: Path) -> None:
         (tmp / "service").mkdir()
         with running_service(env, tmp / "service") as service:
             started = time.monotonic()
-            async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=50)) as client:
-                ids = await asyncio.gather(*(request(client, service.url, i) for i in range(n)))
+            ids = await request_all(service.url, n, sequential)
             accepted = time.monotonic() - started
             done = [service.wait_status(i, ("completed", "failed"), timeout=300) for i in ids]
             wall = time.monotonic() - started
@@ -69,23 +77,27 @@ async def measure(n: int, concurrency: str, db_url: str, tmp: Path) -> None:
         for d in done
     )
     completed, at_once = sum(d["state"] == "completed" for d in done), most_at_once(done)
-    print(f"{n} callbacks, concurrency {concurrency}, {db_url.split(':')[0]}: accepted in {accepted:.2f} s, "
+    how = "one after another" if sequential else "at once"
+    print(f"{n} callbacks {how}, concurrency {concurrency}, {db_url.split(':')[0]}: "
+          f"accepted in {accepted:.2f} s, "
           f"all ended in {wall:.2f} s, {completed} completed, at most {at_once} at once")  # fmt: skip
     print(f"  queued -> first INVITE: median {statistics.median(delays):.0f} ms, "
           f"p95 {delays[max(0, int(len(delays) * 0.95) - 1)]:.0f} ms, max {delays[-1]:.0f} ms")  # fmt: skip
 
 
 def main() -> None:
-    n = int(sys.argv[1])
-    concurrency = sys.argv[2] if len(sys.argv) > 2 else "500"
-    backend = sys.argv[3] if len(sys.argv) > 3 else "sqlite"
+    sequential = "--sequential" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--sequential"]
+    n = int(args[0])
+    concurrency = args[1] if len(args) > 1 else "500"
+    backend = args[2] if len(args) > 2 else "sqlite"
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if backend == "postgres":
             db_url = stack.enter_context(postgres_server()).create_database()
         else:
             db_url = f"sqlite:///{tmp / 'webcallback.db'}"
-        asyncio.run(measure(n, concurrency, db_url, tmp))
+        asyncio.run(measure(n, concurrency, db_url, tmp, sequential))
 
 
 if __name__ == "__main__":
