@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from datetime import datetime
+from typing import Any
 
 from webcallback.engines.base import CallOutcome, EndedBy, LegRecord, LegRole, LegState, ProgressEvent
 from webcallback.service.container import Services
@@ -72,21 +74,21 @@ class CallRecorder:
                 log.exception("callback %s: finished-hook %r failed; skipped", callback_id, hook)
 
 
-def outcome_from_legs(callback_id: str, reason: str, legs: dict[str, dict[str, object]]) -> CallOutcome:
+def outcome_from_legs(callback_id: str, reason: str, legs: dict[str, dict[str, Any]]) -> CallOutcome:
     """An outcome rebuilt from stored leg rows. Talk time that was not reported is unknown, so
     `bridged_s` is 0: nobody is charged for a call whose end nobody saw."""
     records = {LegRole(role): _leg_record(LegRole(role), row) for role, row in legs.items()}
     bridged = [row["bridged_at"] for row in legs.values() if row.get("bridged_at")]
-    bridged_at = min(bridged).timestamp() if bridged else None  # type: ignore[type-var, attr-defined]
+    bridged_at = min(bridged).timestamp() if bridged else None
     return CallOutcome(
         callback_id=callback_id, completed=False, reason=reason, legs=records, bridged_at=bridged_at
     )
 
 
-def _leg_record(role: LegRole, row: dict[str, object]) -> LegRecord:
+def _leg_record(role: LegRole, row: dict[str, Any]) -> LegRecord:
     def ts(name: str) -> float | None:
-        value = row.get(name)
-        return value.timestamp() if value is not None else None  # type: ignore[attr-defined]
+        value: datetime | None = row.get(name)
+        return value.timestamp() if value is not None else None
 
     started, ringing, answered = ts("trying_at"), ts("ringing_at"), ts("answered_at")
     setup_end = ringing or answered
@@ -94,8 +96,8 @@ def _leg_record(role: LegRole, row: dict[str, object]) -> LegRecord:
         role=role,
         number=str(row["number"]),
         final_state=LegState(str(row["state"])),
-        sip_code=row.get("sip_code"),  # type: ignore[arg-type]
-        reason=row.get("reason"),  # type: ignore[arg-type]
+        sip_code=row.get("sip_code"),
+        reason=row.get("reason"),
         ended_by=EndedBy(str(row["ended_by"])) if row.get("ended_by") else None,
         started_at=started,
         answered_at=answered,
