@@ -116,7 +116,8 @@ class _Parser:
             if close == -1 or not node or "%" in node:
                 return None
             return AccountNode(node, text[pos : close + 2]), close + 2
-        if text.startswith("(", after) and depth < _MAX_DEPTH:
+        # A call needs a closing ")%" somewhere after it; checking first keeps unclosed input cheap.
+        if text.startswith("(", after) and depth < _MAX_DEPTH and text.find(")%", after) != -1:
             if after not in self.calls:
                 self.calls[after] = self.sequence(after + 1, True, depth + 1)
             inner = self.calls[after]
