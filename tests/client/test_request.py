@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from webcallback.client import (
@@ -15,30 +17,19 @@ from webcallback.client import (
 from webcallback.client.account import account_from_mapping
 from webcallback.client.template import PASSWORD_MASK
 
-SEED_GET_ACCOUNT = """<account>
-  <username>johndow</username>
-  <password>123456</password>
-  <callbackNumber>98765</callbackNumber>
-  <wcb_url>https://example.com/webcallback/?username=%account[username]%&amp;password=%account[password]%&amp;callbackNumber=%account[callbackNumber]%&amp;targetNumber=%targetNumber%</wcb_url>
-</account>"""
-
-SEED_POST_ACCOUNT = """<account>
-  <username>johndow</username>
-  <password>secretW0rd</password>
-  <callbackNumber>+15559879876</callbackNumber>
-  <wcb_url>https://example.com/webcallback/</wcb_url>
-  <wcb_postData>{ "username" : "%account[username]%", "password" : "%account[password]%", "to" : "%targetNumber%", "callback" : "%account[callbackNumber]%" }</wcb_postData>
-  <wcb_contentType>application/json</wcb_contentType>
-</account>"""
-
-SEED_JSON_BODY = b'{ "username" : "johndow", "password" : "secretW0rd", "to" : "+15551231234", "callback" : "+15559879876" }'
+DATA = Path(__file__).parent / "data"
+# Verbatim from the Acrobits web callback page's examples.
+SEED_GET_ACCOUNT = (DATA / "seed_get_account.xml").read_text()
+SEED_GET_REQUEST_LINE = (DATA / "seed_get_request_line.txt").read_text().strip()
+SEED_POST_ACCOUNT = (DATA / "seed_post_account.xml").read_text()
+SEED_JSON_BODY = (DATA / "seed_post_body.json").read_bytes()
 
 
 def test_seed_get_example_field_for_field() -> None:
     request = build_request(parse_account(SEED_GET_ACCOUNT), normalize_number("12345"))
     assert request.method == "GET"
     assert request.wire() == (
-        "GET /webcallback/?username=johndow&password=123456&callbackNumber=98765&targetNumber=12345 HTTP/1.1\r\n"
+        f"{SEED_GET_REQUEST_LINE}\r\n"
         "Host: example.com\r\n"
         "Connection: close\r\n"
         "Cache-Control: max-age=0\r\n"
