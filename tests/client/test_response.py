@@ -27,7 +27,8 @@ def test_2xx_is_success_whatever_the_body(status: int) -> None:
         ("application/xml", b"<error><message>Not enough credit for this call.</message></error>"),
         (
             "text/xml",
-            b"<?xml version='1.0'?><response><a><message> Not enough credit for this call.\n</message></a></response>",
+            b"<?xml version='1.0'?><response><a><message> Not enough credit for this call.\n"
+            b"</message></a></response>",
         ),
         ("application/x-www-form-urlencoded", b"error=1&message=Not+enough+credit+for+this+call."),
         ("application/x-www-form-urlencoded", b"message=Not%20enough%20credit%20for%20this%20call."),

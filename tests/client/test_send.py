@@ -88,7 +88,7 @@ def test_3xx_followed_when_asked(standin: StandIn) -> None:
 
 
 def test_timeout(standin: StandIn) -> None:
-    with pytest.raises(CallbackTimeout, match="within 0.3 s"):
+    with pytest.raises(CallbackTimeout, match=r"within 0\.3 s"):
         call(standin, Reply(200, delay=1.5), wcb_timeout="0.3")
 
 
