@@ -130,8 +130,7 @@ class ApiSettings:
 @dataclass(frozen=True)
 class AuthSettings:
     allow_password_over_http: bool = doc(
-        "Accept plain passwords over plain HTTP. For labs only: passwords then cross the network "
-        "in clear.",
+        "Accept plain passwords over plain HTTP. For labs only: passwords then cross the network in clear.",
         False,
     )
     hash_recipe: str = doc(
@@ -146,7 +145,7 @@ class AuthSettings:
         choices=("hex", "base64"),
     )
     nonce_window: int = doc(
-        "Seconds a used nonce is remembered (and refused again); older nonces are forgotten.", 86400
+        "Seconds a used nonce is remembered (and refused again); older nonces are forgotten.", 604800
     )
     min_nonce_length: int = doc("Shortest nonce accepted.", 8)
 
@@ -186,7 +185,9 @@ class SipSettings:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    kind: str = doc("Telephony engine: `sip` (embedded) or `none` (accept only).", "sip", choices=("sip", "none"))
+    kind: str = doc(
+        "Telephony engine: `sip` (embedded) or `none` (accept only).", "sip", choices=("sip", "none")
+    )
     sip: SipSettings = doc("Embedded SIP engine.", default_factory=SipSettings)
 
 
@@ -228,7 +229,9 @@ class Settings:
 # ---- loading -------------------------------------------------------------------------------
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Defaults, then the file, then the environment. Raises ConfigError."""
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
@@ -284,7 +287,7 @@ def _convert(tp: Any, value: Any, key: str, choices: tuple[str, ...]) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)][0]
+        inner = next(a for a in args if a is not type(None))
         if isinstance(value, _EnvValue) and value == "":
             return None
         return _convert(inner, value, key, choices)

@@ -1,0 +1,53 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is installed
+# here, Debian packages included (run as root, or with sudo available).
+
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+# Debian packages: the venv module, SIPp (phone lab and SIP tests), Kamailio (proxy tests),
+# PostgreSQL (store tests start their own server).
+RUN_DEBS  := python3-venv sip-tester
+TEST_DEBS := $(RUN_DEBS) kamailio postgresql
+
+.PHONY: install run test lint typecheck bench docs clean system-run system-test
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
+		|| $(MAKE) --no-print-directory system-run
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Installs Debian packages only when one is missing, so repeated runs stay fast and offline.
+system-run:
+	@missing=$$(for p in $(RUN_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; fi
+
+system-test:
+	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; fi
+
+run: system-run install
+	$(VENV)/bin/webcallback run
+
+test: system-test install
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+lint:
+	$(VENV)/bin/ruff check src tests bench
+
+typecheck:
+	$(VENV)/bin/mypy
+
+bench: system-test install
+	$(PY) bench/api_throughput.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,196 @@
+"""`webcallback account ...`: manage who may request callbacks."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import click
+
+from webcallback.cli.common import config_option, echo_json, fail, services_from
+from webcallback.errors import ApiError
+from webcallback.numbers import to_e164
+from webcallback.store.accounts import AccountExists, NoSuchAccount
+
+
+def _money(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise click.BadParameter(f"{text!r} is not an amount") from None
+    if not value.is_finite():
+        raise click.BadParameter(f"{text!r} is not an amount")
+    return value
+
+
+def _region(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if len(text) != 2 or not text.isalpha():
+        raise click.BadParameter("region must be a two-letter ISO country code, e.g. US")
+    return text.upper()
+
+
+def _callback_number(text: str | None, region: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return to_e164(text, region, what="callback number")
+    except ApiError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+@click.group()
+def account() -> None:
+    """Manage accounts."""
+
+
+@account.command("add")
+@click.argument("username")
+@click.option("--password", required=True, help="The account's password (stored encrypted).")
+@click.option("--callback-number", help="The user's phone, used when the app sends none.")
+@click.option("--credit", default="0", help="Starting balance.")
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--region", help="ISO country for national-format numbers, e.g. US.")
+@config_option
+@click.pass_context
+def add(
+    ctx: click.Context,
+    username: str,
+    password: str,
+    callback_number: str | None,
+    credit: str,
+    currency: str,
+    region: str | None,
+) -> None:
+    """Create an account."""
+    services = services_from(ctx)
+    region = _region(region)
+    enc, kid = services.cipher.encrypt(username, password)
+    try:
+        acct = services.accounts.add(
+            username,
+            password_enc=enc,
+            key_id=kid,
+            callback_number=_callback_number(callback_number, region),
+            region=region,
+            balance=_money(credit) or Decimal(0),
+            currency=currency.upper(),
+        )
+    except AccountExists:
+        fail(f"account {username} already exists")
+    click.echo(f"added {acct.username}")
+
+
+@account.command("set")
+@click.argument("username")
+@click.option("--password")
+@click.option("--callback-number")
+@click.option("--credit", help="Set the balance to this amount.")
+@click.option("--currency")
+@click.option("--region")
+@click.option("--enable/--disable", "enabled", default=None)
+@config_option
+@click.pass_context
+def set_(
+    ctx: click.Context,
+    username: str,
+    password: str | None,
+    callback_number: str | None,
+    credit: str | None,
+    currency: str | None,
+    region: str | None,
+    enabled: bool | None,
+) -> None:
+    """Change an account."""
+    services = services_from(ctx)
+    values: dict[str, Any] = {}
+    if password is not None:
+        values["password_enc"], values["key_id"] = services.cipher.encrypt(username, password)
+    if region is not None:
+        values["region"] = _region(region)
+    if callback_number is not None:
+        existing = services.accounts.find(username)
+        values["callback_number"] = _callback_number(
+            callback_number, values.get("region") or (existing.region if existing else None)
+        )
+    if credit is not None:
+        values["balance"] = _money(credit)
+    if currency is not None:
+        values["currency"] = currency.upper()
+    if enabled is not None:
+        values["enabled"] = enabled
+    _update(services, username, values)
+    click.echo(f"updated {username}")
+
+
+def _update(services: Any, username: str, values: dict[str, Any]) -> None:
+    try:
+        services.accounts.update(username, **values)
+    except NoSuchAccount:
+        fail(f"no account {username}")
+
+
+@account.command("disable")
+@click.argument("username")
+@config_option
+@click.pass_context
+def disable(ctx: click.Context, username: str) -> None:
+    """Refuse callbacks for an account (403) without deleting it."""
+    _update(services_from(ctx), username, {"enabled": False})
+    click.echo(f"disabled {username}")
+
+
+@account.command("enable")
+@click.argument("username")
+@config_option
+@click.pass_context
+def enable(ctx: click.Context, username: str) -> None:
+    """Allow a disabled account again."""
+    _update(services_from(ctx), username, {"enabled": True})
+    click.echo(f"enabled {username}")
+
+
+@account.command("show")
+@click.argument("username")
+@config_option
+@click.pass_context
+def show(ctx: click.Context, username: str) -> None:
+    """Show an account (never its password)."""
+    acct = services_from(ctx).accounts.find(username)
+    if acct is None:
+        fail(f"no account {username}")
+    echo_json(acct.public())
+
+
+@account.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List accounts."""
+    accounts = services_from(ctx).accounts.all()
+    if as_json:
+        echo_json([a.public() for a in accounts])
+        return
+    for a in accounts:
+        state = "enabled" if a.enabled else "disabled"
+        click.echo(
+            f"{a.username:20} {a.callback_number or '-':16} {a.region or '--'} "
+            f"{a.balance.normalize()} {a.currency} {state}"
+        )
+
+
+@account.command("delete")
+@click.argument("username")
+@config_option
+@click.pass_context
+def delete(ctx: click.Context, username: str) -> None:
+    """Delete an account (its callbacks stay, for the records)."""
+    try:
+        services_from(ctx).accounts.delete(username)
+    except NoSuchAccount:
+        fail(f"no account {username}")
+    click.echo(f"deleted {username}")

@@ -1,0 +1,24 @@
+"""The `webcallback` command."""
+
+from __future__ import annotations
+
+import click
+
+from webcallback import __version__
+from webcallback.cli.account_cmd import account
+from webcallback.cli.calls_cmd import calls
+from webcallback.cli.common import config_option
+from webcallback.cli.server_cmd import config_group, run
+
+
+@click.group()
+@click.version_option(__version__, prog_name="webcallback")
+@config_option
+def main() -> None:
+    """Web callback for Acrobits softphones: takes the app's request, calls both numbers, connects them."""
+
+
+main.add_command(run)
+main.add_command(config_group)
+main.add_command(account)
+main.add_command(calls)

@@ -1,0 +1,58 @@
+"""`webcallback run` and `webcallback config show`."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from webcallback.cli.common import config_option, settings_from
+from webcallback.config import settings_as_dict, to_toml
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("show")
+@config_option
+@click.pass_context
+def show(ctx: click.Context) -> None:
+    """Print the effective configuration (file + environment + defaults), secrets masked."""
+    click.echo(to_toml(settings_as_dict(settings_from(ctx))).strip())
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"server.listen must be host:port, not {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+@click.command("run")
+@config_option
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Start the service (HTTP API, dispatcher and telephony engine)."""
+    import uvicorn
+
+    from webcallback.web.server import build_app
+
+    settings = settings_from(ctx)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = split_listen(settings.server.listen)
+    app = build_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        lifespan="on",
+        ssl_certfile=settings.server.tls_cert,
+        ssl_keyfile=settings.server.tls_key,
+        proxy_headers=False,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()

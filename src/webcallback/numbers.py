@@ -1,0 +1,49 @@
+"""Phone numbers to E.164 with libphonenumber.
+
+`is_possible_number` decides acceptance, not `is_valid_number`: the seed's own example
++1 (555) 123-1234 is possible but not valid (555 is no assigned area code), and a provider's trunk,
+not us, knows best what it can route. Fraud policy (number types) is a separate, later check.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from webcallback.errors import BadRequest
+
+MAX_INPUT = 64
+# Characters people and apps put in numbers: digits, +, spaces, dots, dashes, parentheses, slashes.
+_ALLOWED = re.compile(r"^[0-9+ .\-()/\t]*$")
+
+
+class InvalidNumber(BadRequest):
+    error_id = "invalid-number"
+
+
+def to_e164(raw: str, region: str | None, *, what: str = "number") -> str:
+    """Normalise `raw` (E.164, international, or national in `region`) or raise InvalidNumber."""
+    text = raw.strip()
+    if not text:
+        raise InvalidNumber(f"The {what} is empty.")
+    if len(text) > MAX_INPUT or not _ALLOWED.match(text):
+        raise InvalidNumber(f"The {what} is not a phone number.")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        parsed = phonenumbers.parse(text, region if region else None)
+    except phonenumbers.NumberParseException:
+        raise InvalidNumber(f"The {what} is not a valid phone number.") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidNumber(f"The {what} is not a valid phone number.")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_of(e164: str) -> str | None:
+    """ISO country of an E.164 number, or None (e.g. non-geographic +800)."""
+    try:
+        code = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return None
+    return None if code in (None, "ZZ", "001") else code

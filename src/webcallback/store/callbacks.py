@@ -1,0 +1,143 @@
+"""Callbacks: one row per accepted request, from `queued` to a final state.
+
+States: queued → dialing → (bridged) → completed | failed. The API writes `queued`; the dispatcher
+claims rows (`queued` → `dialing`, stamped with its node name) and records how they end.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from webcallback.store.db import Database
+from webcallback.store.schema import callbacks
+
+QUEUED = "queued"
+DIALING = "dialing"
+BRIDGED = "bridged"
+COMPLETED = "completed"
+FAILED = "failed"
+FINAL_STATES = (COMPLETED, FAILED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Callback:
+    id: str
+    account_id: int | None
+    username: str
+    destination: str
+    callback: str
+    client_ip: str | None
+    country: str | None
+    state: str
+    reason: str | None
+    node: str | None
+    max_duration: float | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            out[key] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+def new_callback_id() -> str:
+    return secrets.token_hex(8)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _row_to_callback(row: Any) -> Callback:
+    data = dict(row._mapping)
+    for key in ("created_at", "updated_at", "started_at", "ended_at"):
+        data[key] = _aware(data[key])
+    return Callback(**data)
+
+
+class CallbackStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, **values: Any) -> Callback:
+        now = datetime.now(UTC)
+        row = {"state": QUEUED, "created_at": now, "updated_at": now, **values}
+        row.setdefault("id", new_callback_id())
+        with self._db.engine.begin() as conn:
+            conn.execute(insert(callbacks).values(**row))
+        return self.get(row["id"])
+
+    def find(self, callback_id: str) -> Callback | None:
+        with self._db.engine.connect() as conn:
+            row = conn.execute(select(callbacks).where(callbacks.c.id == callback_id)).first()
+        return None if row is None else _row_to_callback(row)
+
+    def get(self, callback_id: str) -> Callback:
+        found = self.find(callback_id)
+        if found is None:
+            raise LookupError(callback_id)
+        return found
+
+    def recent(
+        self, *, limit: int = 50, state: str | None = None, username: str | None = None
+    ) -> list[Callback]:
+        query = select(callbacks).order_by(callbacks.c.created_at.desc()).limit(limit)
+        if state:
+            query = query.where(callbacks.c.state == state)
+        if username:
+            query = query.where(callbacks.c.username == username)
+        with self._db.engine.connect() as conn:
+            return [_row_to_callback(r) for r in conn.execute(query).all()]
+
+    def claim_queued(self, node: str, limit: int) -> list[Callback]:
+        """Move up to `limit` queued callbacks to `dialing` for this node. The conditional UPDATE
+        per row makes two nodes racing for one callback agree on a single winner."""
+        with self._db.engine.connect() as conn:
+            ids = (
+                conn.execute(
+                    select(callbacks.c.id)
+                    .where(callbacks.c.state == QUEUED)
+                    .order_by(callbacks.c.created_at)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+        claimed = [cid for cid in ids if self.transition(cid, QUEUED, DIALING, node=node)]
+        return [self.get(cid) for cid in claimed]
+
+    def transition(self, callback_id: str, from_state: str, to_state: str, **values: Any) -> bool:
+        now = datetime.now(UTC)
+        extra: dict[str, Any] = {"updated_at": now, **values}
+        if to_state == DIALING:
+            extra.setdefault("started_at", now)
+        if to_state in FINAL_STATES:
+            extra.setdefault("ended_at", now)
+        with self._db.engine.begin() as conn:
+            result = conn.execute(
+                update(callbacks)
+                .where(callbacks.c.id == callback_id, callbacks.c.state == from_state)
+                .values(state=to_state, **extra)
+            )
+        return result.rowcount == 1
+
+    def count_in_flight(self, account_id: int) -> int:
+        with self._db.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(callbacks)
+                    .where(callbacks.c.account_id == account_id, callbacks.c.state.not_in(FINAL_STATES))
+                ).scalar_one()
+            )

@@ -1,0 +1,107 @@
+"""The ASGI application: routes, error rendering, lifespan. Handlers stay thin; the work is in
+`service/`. Errors become the app's `message` in the response format; anything unexpected is
+logged with a request id and answered 500 without details (never a traceback, never a secret)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from webcallback.errors import ApiError, TooManyRequests
+from webcallback.service.callbacks import CallbackRequest
+from webcallback.service.container import Services
+from webcallback.web.client_info import TrustedProxies
+from webcallback.web.inputs import read_input, response_format
+from webcallback.web.params import pick
+from webcallback.web.responses import respond, respond_empty
+
+log = logging.getLogger(__name__)
+
+LifespanHook = Callable[[Services], contextlib.AbstractAsyncContextManager[None]]
+
+
+class WebCallbackApi:
+    """Holds the services and serves the app-facing endpoints."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.proxies = TrustedProxies(services.settings.server.trusted_proxies)
+
+    async def webcallback(self, request: Request) -> Response:
+        api_input = await read_input(request, self.settings, self.proxies)
+        names, values = self.settings.api.params, api_input.params.values
+        callback = await self.services.callback_service.request_callback(
+            CallbackRequest(
+                credentials=api_input.credentials,
+                target=pick(values, names.target, "destination number"),
+                callback=pick(values, names.callback, "callback number"),
+                client_ip=api_input.client.address,
+            )
+        )
+        if self.settings.api.success_body == "empty":
+            return respond_empty(200)
+        return respond(
+            response_format(request, self.settings), 200, {"id": callback.id, "state": callback.state}
+        )
+
+    async def health(self, request: Request) -> Response:
+        await self.services.db.run(self.services.accounts.find, "")
+        return JSONResponse({"status": "ok"})
+
+    async def api_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        fields = {"message": exc.message, "error": exc.error_id}
+        return respond(response_format(request, self.settings), exc.status_code, fields, headers)
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        fields = {"message": str(exc.detail), "error": "http-" + str(exc.status_code)}
+        return respond(response_format(request, self.settings), exc.status_code, fields, exc.headers)
+
+    async def unexpected_error(self, request: Request, exc: Exception) -> Response:
+        request_id = secrets.token_hex(6)
+        log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+        fields = {"message": f"Internal error (request {request_id}).", "error": "internal-error"}
+        return respond(response_format(request, self.settings), 500, fields)
+
+    def routes(self) -> list[BaseRoute]:
+        path = "/" + self.settings.api.path.strip("/")
+        methods = ["GET", "POST"]
+        return [
+            Route(path, self.webcallback, methods=methods),
+            Route(path + "/", self.webcallback, methods=methods),
+            Route("/healthz", self.health, methods=["GET"]),
+        ]
+
+
+def create_app(
+    services: Services,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    lifespan_hooks: Sequence[LifespanHook] = (),
+) -> Starlette:
+    api = WebCallbackApi(services)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for hook in lifespan_hooks:
+                await stack.enter_async_context(hook(services))
+            yield
+
+    handlers: dict[type[Exception] | int, Callable[[Request, Exception], Awaitable[Response]]] = {
+        ApiError: api.api_error,
+        HTTPException: api.http_error,
+        Exception: api.unexpected_error,
+    }
+    return Starlette(routes=[*api.routes(), *extra_routes], exception_handlers=handlers, lifespan=lifespan)

@@ -1,0 +1,45 @@
+"""Fixtures shared by the whole suite: databases (SQLite file and a real PostgreSQL), settings,
+services, and a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pgserver import PostgresServer, postgres_server
+from webcallback.config import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'webcallback.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'webcallback.db'}"
+
+
+def make_settings(db_url: str, **env: str) -> Settings:
+    """Settings as the service would load them from the environment, with a fresh key."""
+    environ = {
+        "WEBCALLBACK_DATABASE__URL": db_url,
+        "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
+        "WEBCALLBACK_ENGINE__KIND": "none",
+    }
+    environ.update({f"WEBCALLBACK_{k.upper()}": v for k, v in env.items()})
+    return load_settings(path=os.devnull, environ=environ)
