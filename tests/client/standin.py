@@ -79,6 +79,13 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             reply = route(recorded) if route else Reply(404, b"no route")
             if reply.delay:
                 time.sleep(reply.delay)
+            self.close_connection = True
+            try:
+                self._reply(reply)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (the timeout tests): nothing to report
+
+        def _reply(self, reply: Reply) -> None:
             self.send_response(reply.status)
             for name, value in reply.headers:
                 self.send_header(name, value)
@@ -87,7 +94,6 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(reply.body)
-            self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
