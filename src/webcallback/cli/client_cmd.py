@@ -169,6 +169,10 @@ def call(number: str, dry_run: bool, **kw: Any) -> None:
     request = _build(emulation, number)
     for note in request.notes:
         click.echo(f"note: {note}", err=True)
+    if dry_run and request.digest_auth:
+        click.echo(
+            f"note: HTTP Digest as {request.digest_auth[0]!r} after the server's 401 challenge", err=True
+        )
     if dry_run:
         click.echo(request.wire())
         return
