@@ -1,7 +1,7 @@
 """Round trips: `provision xml` → Account XML → the app-exact client → the REAL webcallback server.
 
 The server is `webcallback.web.app.create_app` under uvicorn on 127.0.0.1 (engine `none`: it
-accepts and queues, nobody is dialled), once over https with a self-signed certificate made here,
+accepts and queues, nobody is dialled), once over https with a self-signed certificate made by the test,
 once over plain http. Accounts are created with the real `webcallback account add` command.
 """
 
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,16 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
+from tests.httpserver import self_signed, serve
 from webcallback.cli.main import main
 from webcallback.client import CallbackResult, Options, build_request, load_account, normalize_number, send
 from webcallback.config import load_settings
 from webcallback.service.container import build_services
 from webcallback.web.app import create_app
-
-from .certs import self_signed
 
 FORMATS = ["get", "form", "json", "xml"]
 
@@ -65,22 +60,10 @@ class RealServer:
 
 @contextmanager
 def running_server(directory: Path, tls: bool) -> Iterator[RealServer]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    scheme = "https" if tls else "http"
-    lines = [
-        "[server]",
-        f'listen = "127.0.0.1:{port}"',
-        f'public_url = "{scheme}://127.0.0.1:{port}"',
-    ]
-    verify: ssl.SSLContext | bool = True
-    cert: Path | None = None
-    if tls:
-        cert, key = self_signed(directory)
-        lines += [f'tls_cert = "{cert}"', f'tls_key = "{key}"']
-        verify = ssl.create_default_context(cafile=str(cert))
-    lines += [
+    """The real app on loopback (shared `tests.httpserver.serve`); the config file is then completed
+    with the server's public URL, for `provision xml`."""
+    config = directory / "webcallback.toml"
+    base = [
         "[database]",
         f'url = "sqlite:///{directory / "webcallback.db"}"',
         "[secrets]",
@@ -90,35 +73,27 @@ def running_server(directory: Path, tls: bool) -> Iterator[RealServer]:
         "[numbers]",
         "geoip = false",
     ]
-    config = directory / "webcallback.toml"
-    config.write_text("\n".join(lines) + "\n")
-    settings = load_settings(config)
-    services = build_services(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(services),
-            log_level="warning",
-            lifespan="on",
-            ssl_certfile=settings.server.tls_cert,
-            ssl_keyfile=settings.server.tls_key,
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
+    config.write_text("\n".join(base) + "\n")
+    services = build_services(load_settings(config))
+    certificate = self_signed(directory) if tls else None
     try:
-        real = RealServer(config, f"{scheme}://127.0.0.1:{port}", verify, cert)
-        real.cli(
-            "account", "add", "john", "--password", "pw", "--callback-number", "+15559879876", "--credit=5"
-        )
-        yield real
+        with serve(create_app(services), certificate=certificate) as running:
+            config.write_text("\n".join(["[server]", f'public_url = "{running.url}"', *base]) + "\n")
+            cacert = certificate.cert if certificate else None
+            verify = ssl.create_default_context(cafile=str(cacert)) if cacert else True
+            real = RealServer(config, running.url, verify, cacert)
+            real.cli(
+                "account",
+                "add",
+                "john",
+                "--password",
+                "pw",
+                "--callback-number",
+                "+15559879876",
+                "--credit=5",
+            )
+            yield real
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         services.close()
 
 
