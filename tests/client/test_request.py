@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webcallback.client import (
     AccountError,
+    ClientError,
     Options,
     TemplateError,
     build_request,
@@ -172,3 +175,36 @@ def test_global_parameters() -> None:
 def test_invalid_accounts(nodes: dict[str, str], error: type[Exception]) -> None:
     with pytest.raises(error):
         build_request(account_from_mapping(nodes), "1")
+
+
+# ---- property: any account gives a request or a ClientError, never anything else ----------------
+
+node_values = st.text(max_size=40)
+urls = st.sampled_from(["https://h/x?a=%account[v]%", "http://h:8080/%targetNumber%", "https://h/"])
+urls |= st.text(max_size=40).map(lambda t: "https://h/" + t)
+
+
+@settings(max_examples=200)
+@given(
+    urls,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "v": node_values,
+            "password": node_values,
+            "wcb_postData": node_values,
+            "wcb_contentType": st.sampled_from(["application/json", "application/xml", "text/plain", ""]),
+            "wcb_method": st.sampled_from(["", "get", "POST", "PUT", "HEAD", "DELETE", "PATCH"]),
+            "wcb_customHeaders": node_values,
+            "wcb_timeout": st.sampled_from(["", "1", "x", "-1"]),
+        },
+    ),
+    st.text(max_size=20),
+)
+def test_any_account_builds_or_raises_client_error(url: str, nodes: dict[str, str], target: str) -> None:
+    try:
+        request = build_request(account_from_mapping({"wcb_url": url, **nodes}), target)
+    except ClientError:
+        return
+    request.to_httpx()
+    request.wire()

@@ -11,6 +11,7 @@ The default headers and their order copy the request shown in the web callback p
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ USER_AGENT = "CloudSoftphone/1.5.6"
 """The User-Agent in the Acrobits example request."""
 
 DEFAULT_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""An HTTP header name (RFC 9110 token)."""
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Characters no header value may carry (tab is allowed)."""
 
 
 def new_nonce() -> str:
@@ -62,7 +68,9 @@ class CallbackRequest:
 
     def to_httpx(self) -> httpx.Request:
         """The httpx request; send it with `client.send` so no client defaults are added."""
-        return httpx.Request(self.method, self.url, headers=list(self.headers), content=self.body)
+        # Values go out as UTF-8 (httpx would refuse non-ASCII str values); names are tokens.
+        headers = [(name.encode("ascii"), value.encode("utf-8")) for name, value in self.headers]
+        return httpx.Request(self.method, self.url, headers=headers, content=self.body)
 
     def wire(self) -> str:
         """The request as it goes on the wire (HTTP/1.1), body decoded as UTF-8 for display."""
@@ -131,7 +139,7 @@ def _custom_header_lines(template: str) -> list[tuple[str, str]]:
         if not line.strip():
             continue
         name, colon, value = line.partition(":")
-        if not colon or not name.strip() or any(ch in name.strip() for ch in " \t\r"):
+        if not colon or not _TOKEN.fullmatch(name.strip()):
             raise AccountError(f"wcb_customHeaders: not a 'Name: Value' line: {line!r}")
         headers.append((name.strip(), value.strip()))
     return headers
@@ -139,8 +147,8 @@ def _custom_header_lines(template: str) -> list[tuple[str, str]]:
 
 def _checked_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for name, value in headers:
-        if "\r" in value or "\n" in value:
-            raise TemplateError(f"wcb_customHeaders: the value of {name} expands to a line break")
+        if _CONTROL.search(value):
+            raise TemplateError(f"wcb_customHeaders: the value of {name} expands to a control character")
     return headers
 
 
