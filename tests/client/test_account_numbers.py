@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webcallback.client import AccountError, NumberError, load_account, normalize_number, parse_account
 from webcallback.client.account import DEFAULT_TIMEOUT, account_from_mapping
@@ -76,3 +79,9 @@ def test_normalize_number(typed: str, expected: str) -> None:
 def test_normalize_number_needs_a_digit(typed: str) -> None:
     with pytest.raises(NumberError):
         normalize_number(typed)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: f"<account>{t}</account>"))
+def test_parse_account_raises_only_account_error(data: bytes | str) -> None:
+    with contextlib.suppress(AccountError):
+        parse_account(data)

@@ -133,3 +133,14 @@ def test_interpret_never_raises(status: int, content_type: str, body: bytes) -> 
 def test_structured_bodies_with_arbitrary_text(content_type: str, text: str) -> None:
     for body in (text, f'{{"message": {text!r}}}', f"<r><message>{text}</message></r>", f"message={text}"):
         interpret(400, {"content-type": content_type}, body.encode("utf-8", "surrogatepass"))
+
+
+def test_nested_xml() -> None:
+    body = b"<a>" * 60 + b"<message>deep</message>" + b"</a>" * 60
+    assert interpret(400, {"content-type": "application/xml"}, body).message == "deep"
+
+
+def test_hostile_nesting_is_cheap_and_falls_back_to_the_body() -> None:
+    body = b"".join(b"<a%d>" % i for i in range(50_000)) + b"<message>deep</message>"
+    result = interpret(400, {"content-type": "application/xml"}, body)
+    assert (result.source, result.message) == ("body", body[:100].decode())

@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from xml.parsers import expat
 
+MAX_DEPTH = 64
+"""Acrobits documents are flat; a deeper one is refused, which also bounds the cost of text walks."""
+
 
 class XmlRefused(ValueError):
     """The document is not well-formed or carries a DTD."""
@@ -22,15 +25,19 @@ class Element:
     text: str
     children: tuple[Element, ...]
 
+    # Both walks use an explicit stack: a hostile, deeply nested body must not hit the recursion limit.
+
     def iter(self) -> Iterator[Element]:
         """This element and all its descendants, in document order."""
-        yield self
-        for child in self.children:
-            yield from child.iter()
+        stack: list[Element] = [self]
+        while stack:
+            element = stack.pop()
+            yield element
+            stack.extend(reversed(element.children))
 
     def all_text(self) -> str:
-        """The element's text including the text of its descendants."""
-        return self.text + "".join(child.all_text() for child in self.children)
+        """The element's own text followed by its descendants' texts, in document order."""
+        return "".join(element.text for element in self.iter())
 
 
 @dataclass
@@ -50,6 +57,8 @@ def parse_xml(data: bytes | str) -> Element:
         raise XmlRefused("DOCTYPE/DTD declarations are not allowed")
 
     def start(tag: str, _attrs: dict[str, str]) -> None:
+        if len(stack) >= MAX_DEPTH:
+            raise XmlRefused(f"nested deeper than {MAX_DEPTH} elements")
         stack.append(_Building(tag, [], []))
 
     def end(_tag: str) -> None:

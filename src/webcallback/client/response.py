@@ -107,7 +107,8 @@ def _xml_fields(body: bytes) -> dict[str, str]:
         return {}
     fields: dict[str, str] = {}
     for element in root.iter():
-        fields.setdefault(element.tag, element.all_text().strip())
+        if element.tag not in fields:  # the first element of each name wins
+            fields[element.tag] = element.all_text().strip()
     return fields
 
 
