@@ -99,3 +99,24 @@ def test_key_file_is_created_private(tmp_path: object) -> None:
     again = load_cipher(SecretSettings(key=None, key_file=str(path)))
     assert again.current_key_id == cipher.current_key_id
     assert len(base64.b64decode(path.read_text().strip())) == 32
+
+
+async def test_housekeeping_forgets_old_nonces(sqlite_url: str) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import make_settings
+    from webcallback.service.container import build_services
+    from webcallback.service.maintenance import prune_nonces_forever
+
+    services = build_services(make_settings(sqlite_url, auth__nonce_window="60"))
+    acct = services.accounts.add("alice", password_enc=b"x", key_id="k")
+    nonces = NonceStore(services.db)
+    nonces.claim(acct.id, "old", now=datetime.now(UTC) - timedelta(seconds=120))
+    nonces.claim(acct.id, "new")
+    task = asyncio.create_task(prune_nonces_forever(services, every=0.01))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    assert nonces.claim(acct.id, "old") is True  # forgotten
+    assert nonces.claim(acct.id, "new") is False  # still remembered
+    services.close()
