@@ -93,7 +93,7 @@ class BillingService:
     """Implements `CreditGate` (`admit`) and the `on_callback_finished` hook (`settle`)."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
-        self._settings = settings
+        self.settings = self._settings = settings
         self._cfg = settings.billing
         self._db = db
         self.rates = RateStore(db)
