@@ -106,15 +106,35 @@ def number_digits(e164: str) -> str:
     return e164.lstrip("+")
 
 
+# A rate as the store hands it over: (price_per_minute, connection_fee, first, next, description),
+# numbers as the driver returns them. Turned into a `Rate` on first lookup, so loading a big plan
+# costs one tuple per prefix instead of one validated dataclass and two Decimals.
+RawRate = tuple[object, object, int, int, str]
+
+
+def rate_from_raw(prefix: str, raw: RawRate) -> Rate:
+    price, fee, first, nxt, description = raw
+    return Rate(
+        prefix=prefix,
+        price_per_minute=money(str(price)),
+        connection_fee=money(str(fee)),
+        first_increment=int(first),
+        next_increment=int(nxt),
+        description=description or "",
+    )
+
+
 class RateDeck:
     """A plan's rates in memory: a dict keyed by prefix, probed from the longest possible prefix to
     the shortest, so a lookup costs at most ~15 dict probes whatever the deck's size."""
 
-    def __init__(self, name: str, currency: str, rates: Mapping[str, Rate], version: int = 0) -> None:
+    def __init__(
+        self, name: str, currency: str, rates: Mapping[str, Rate | RawRate], version: int = 0
+    ) -> None:
         self.name = name
         self.currency = currency
         self.version = version
-        self._rates = dict(rates)
+        self._rates: dict[str, Rate | RawRate] = dict(rates)
         self._longest = max((len(p) for p in self._rates), default=0)
 
     def __len__(self) -> int:
@@ -126,6 +146,9 @@ class RateDeck:
         rates = self._rates
         for end in range(min(len(digits), self._longest), 0, -1):
             found = rates.get(digits[:end])
-            if found is not None:
-                return found
+            if found is None:
+                continue
+            if isinstance(found, tuple):
+                found = rates[digits[:end]] = rate_from_raw(digits[:end], found)
+            return found
         return None

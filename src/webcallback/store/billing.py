@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
-from webcallback.billing.rating import Rate, RateDeck, money
+from webcallback.billing.rating import Rate, RateDeck, RawRate, money
 from webcallback.billing.settlement import Settlement
 from webcallback.store.billing_schema import RELEASED, RESERVED, SETTLED, charges, ledger, rate_plans, rates
 from webcallback.store.db import Database
@@ -108,6 +108,12 @@ def leg_rate(row: Any, leg: str) -> Rate | None:
     )
 
 
+_DECK_QUERY = text(
+    "SELECT prefix, price_per_minute, connection_fee, first_increment, next_increment, description "
+    "FROM rates WHERE plan = :plan"
+)
+
+
 class RateStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -160,8 +166,9 @@ class RateStore:
             plan = conn.execute(select(rate_plans).where(rate_plans.c.name == name)).first()
             if plan is None:
                 return None
-            rows = conn.execute(select(rates).where(rates.c.plan == name)).all()
-        deck = {r.prefix: _rate_from_row(r) for r in rows}
+            # text(): raw driver values, no per-row Decimal processing (a third of the load time).
+            rows = conn.execute(_DECK_QUERY, {"plan": name}).all()
+        deck: dict[str, RawRate] = {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
         return RateDeck(name, plan.currency, deck, version=plan.version)
 
     def rates_of(self, name: str, limit: int | None = None) -> list[Rate]:
