@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -171,3 +172,16 @@ async def test_cdr_export_has_both_legs(cli: CliRunner, db_url: str) -> None:
     assert json.loads(r.output) == []
     r = invoke(cli, "cdr", "export", "--format", "json")
     assert json.loads(r.output)[0]["cb_increments"] == "1/1"
+
+
+def test_release_stale_from_the_cli(cli: CliRunner, db_url: str) -> None:
+    svc = build(db_url)
+    try:
+        import_deck(svc)
+        add_account(svc, credit="5")
+        cb = asyncio.run(request(svc, UK_LANDLINE, US_NUMBER))
+        svc.callbacks.transition(cb.id, "queued", "failed", reason="node died")
+    finally:
+        svc.close()
+    assert "released 0 reservations" in invoke(cli, "billing", "release-stale").output
+    assert "released 1 reservation" in invoke(cli, "billing", "release-stale", "--older-than", "0").output

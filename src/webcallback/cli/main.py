@@ -6,6 +6,7 @@ import click
 
 from webcallback import __version__
 from webcallback.cli.account_cmd import account
+from webcallback.cli.billing_cmd import billing_group
 from webcallback.cli.calls_cmd import calls
 from webcallback.cli.cdr_cmd import cdr_group
 from webcallback.cli.common import config_option
@@ -26,3 +27,4 @@ main.add_command(account)
 main.add_command(calls)
 main.add_command(rates)
 main.add_command(cdr_group)
+main.add_command(billing_group)
