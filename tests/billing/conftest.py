@@ -46,7 +46,8 @@ US_NUMBER = "+12125551234"
 
 
 def build(db_url: str, **env: str) -> Services:
-    return build_services(make_settings(db_url, **env))
+    """Services with billing on (the suite-wide `make_settings` turns it off)."""
+    return build_services(make_settings(db_url, **{"billing__enabled": "true", **env}))
 
 
 @pytest.fixture
