@@ -250,11 +250,14 @@ async def test_stale_reservations_are_released(services: Services) -> None:
     ended = await request(services, UK_LANDLINE)
     services.callbacks.transition(ended.id, "queued", "failed", reason="crash")
     running = await request(services, UK_LANDLINE)
+    unsettled = await request(services, UK_LANDLINE)
+    services.callbacks.transition(unsettled.id, "queued", "completed")
     assert services.billing is not None
     assert await services.billing.release_stale(3600) == 0  # too recent
     assert await services.billing.release_stale(0) == 1  # only the ended one
     assert charge(services, ended.id)["state"] == "released"
     assert charge(services, running.id)["state"] == "reserved"
+    assert charge(services, unsettled.id)["state"] == "reserved"  # never given away for free
 
 
 async def test_a_reimported_plan_reaches_other_nodes(db_url: str) -> None:

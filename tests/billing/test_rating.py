@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.billing.conftest import DECK
 from webcallback.billing.display import balance_string, combined_rate_string, format_money, format_rate
@@ -124,3 +126,28 @@ def test_display() -> None:
     assert combined_rate_string([UK, US], "USD") == "$0.03/min"
     assert balance_string(D("12.34"), D(0), "USD") == "$12.34"
     assert balance_string(D("12.34"), D("1.5"), "USD") == "$12.34 ($1.50 reserved)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    price=st.decimals(min_value=0, max_value=2, places=4),
+    fee=st.decimals(min_value=0, max_value=1, places=2),
+    first=st.integers(min_value=0, max_value=120),
+    nxt=st.integers(min_value=1, max_value=60),
+    budget=st.decimals(min_value=0, max_value=50, places=6),
+)
+def test_the_affordable_duration_is_the_longest_that_fits(
+    price: Decimal, fee: Decimal, first: int, nxt: int, budget: Decimal
+) -> None:
+    legs = [
+        Rate(
+            prefix="1", price_per_minute=price, connection_fee=fee, first_increment=first, next_increment=nxt
+        ),
+        US,
+    ]
+    seconds = affordable_seconds(legs, budget, 3600)
+    if seconds == 0:
+        assert call_cost(legs, 1) > budget
+    else:
+        assert call_cost(legs, seconds) <= budget
+        assert seconds == 3600 or call_cost(legs, seconds + 1) > budget

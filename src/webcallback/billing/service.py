@@ -27,7 +27,7 @@ from webcallback.service.callbacks import Admission
 from webcallback.store.accounts import Account
 from webcallback.store.billing import CreditStore, RateStore, Reservation, leg_rate
 from webcallback.store.billing_schema import RESERVED
-from webcallback.store.callbacks import FINAL_STATES, Callback
+from webcallback.store.callbacks import COMPLETED, FINAL_STATES, Callback
 from webcallback.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -189,11 +189,16 @@ class BillingService:
             )
 
     async def release_stale(self, older_than: float, now: datetime | None = None) -> int:
-        """Release reservations of callbacks that ended (or were never stored) without settling,
-        e.g. after a crash. Only reservations older than `older_than` seconds are considered."""
+        """Release reservations of callbacks that failed (or were never stored) without their
+        reservation being released, e.g. after a crash; only those older than `older_than`
+        seconds. A completed callback whose settlement failed keeps its reservation (releasing it
+        would make the call free): it is logged for the operator instead."""
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=older_than)
         count = 0
         for callback_id, state in await self._db.run(self.credits.stale, cutoff):
+            if state == COMPLETED:
+                log.warning("callback %s completed but was never settled; reservation kept", callback_id)
+                continue
             ended = state is None or state in FINAL_STATES
             if ended and await self._db.run(self.credits.finish, release(callback_id, "stale")):
                 count += 1
