@@ -3,8 +3,10 @@ credentials, and the real app on a loopback port."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
+import os
 import secrets
 import socket
 import threading
@@ -15,9 +17,11 @@ from decimal import Decimal
 
 import pytest
 import uvicorn
+from click.testing import CliRunner, Result
 
 from tests.conftest import make_settings
 from webcallback.billing.rating import Rate
+from webcallback.cli.main import main
 from webcallback.service.container import Services, build_services
 from webcallback.store.accounts import Account
 from webcallback.store.billing import CreditStore, RateStore
@@ -127,3 +131,18 @@ def serve(svc: Services) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def cli(db_url: str) -> CliRunner:
+    env = {
+        "WEBCALLBACK_DATABASE__URL": db_url,
+        "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
+        "WEBCALLBACK_ENGINE__KIND": "none",
+        "WEBCALLBACK_BILLING__ENABLED": "true",
+    }
+    return CliRunner(env=env)
+
+
+def invoke(cli: CliRunner, *args: str) -> Result:
+    return cli.invoke(main, ["--config", os.devnull, *args], catch_exceptions=False)

@@ -8,14 +8,13 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tests.billing.bigdeck import make_deck_csv, make_prefixes, numbers_for
-from tests.billing.conftest import build
-from tests.billing.test_cli import cli, invoke  # noqa: F401  (the fixture)
+from tests.billing.conftest import build, invoke
 from webcallback.store.billing import RateStore
 
 COUNT = 100_000
 
 
-async def test_a_100k_prefix_deck_imports_and_looks_up(cli: CliRunner, db_url: str, tmp_path: Path) -> None:  # noqa: F811
+async def test_a_100k_prefix_deck_imports_and_looks_up(cli: CliRunner, db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     path.write_text(make_deck_csv(COUNT), encoding="utf-8")
     r = invoke(cli, "rates", "import", str(path), "--plan", "big")

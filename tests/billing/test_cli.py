@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import io
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
-from tests.billing.conftest import UK_LANDLINE, UK_MOBILE, US_NUMBER, add_account, build, import_deck
+from tests.billing.conftest import UK_LANDLINE, UK_MOBILE, US_NUMBER, add_account, build, import_deck, invoke
 from tests.billing.test_gate import finish, outcome, request
-from webcallback.cli.main import main
 from webcallback.store.billing import RateStore
 
 GOOD = """prefix,price_per_minute,connection_fee,first_increment,next_increment,description
@@ -24,20 +21,6 @@ GOOD = """prefix,price_per_minute,connection_fee,first_increment,next_increment,
 +447,0.10,0.05,30,6,United Kingdom mobile
 1,0.01,,1,1,NANP
 """
-
-
-@pytest.fixture
-def cli(db_url: str) -> CliRunner:
-    env = {
-        "WEBCALLBACK_DATABASE__URL": db_url,
-        "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
-        "WEBCALLBACK_ENGINE__KIND": "none",
-    }
-    return CliRunner(env=env)
-
-
-def invoke(cli: CliRunner, *args: str) -> Result:
-    return cli.invoke(main, ["--config", os.devnull, *args], catch_exceptions=False)
 
 
 def deck_file(tmp_path: Path, text: str, name: str = "deck.csv") -> str:
