@@ -11,6 +11,7 @@ import pytest
 
 from tests.billing.conftest import DECK, UK_LANDLINE, UK_MOBILE, add_account, build, hash_params, import_deck
 from webcallback.billing.rating import Rate
+from webcallback.engines.base import CallOutcome
 from webcallback.service.container import Services
 from webcallback.web.app import create_app
 
@@ -141,3 +142,30 @@ async def test_no_billing_routes_when_billing_is_off(db_url: str) -> None:
             assert (await c.get("/balance")).status_code == 404
     finally:
         svc.close()
+
+
+async def test_accept_settle_then_the_balance_shows_the_charge(
+    services: Services, client: httpx.AsyncClient
+) -> None:
+    import_deck(services)
+    add_account(services, credit="1")
+    r = await client.post("/webcallback", json={**hash_params(), "targetNumber": UK_MOBILE})
+    assert r.status_code == 200
+    cb = services.callbacks.get(r.json()["id"])
+    before = (
+        await client.get("/balance", params=hash_params(), headers={"Accept": "application/json"})
+    ).json()
+    assert before["reserved"] > 0 and before["balanceString"].startswith("$1.00 (")
+    for hook in services.on_callback_finished:  # what the dispatcher does when the call ends
+        await hook(cb, CallOutcome(callback_id=cb.id, completed=True, reason="completed", bridged_s=31))
+    after = (
+        await client.get("/balance", params=hash_params(), headers={"Accept": "application/json"})
+    ).json()
+    # UK mobile: 0.05 + 36 s at 0.10/min = 0.11; US callback leg: 31 s at 0.01/min = 0.005167
+    assert after == {
+        "balanceString": "$0.88",
+        "balance": 0.884833,
+        "currency": "USD",
+        "reserved": 0.0,
+        "available": 0.884833,
+    }
