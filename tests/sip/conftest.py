@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from tests.sip.phones import KAMAILIO, SIPP, Phone, free_udp_port, kamailio, loopback_next_hop
+from tests.sip.phones import (
+    BARESIP,
+    KAMAILIO,
+    SIPP,
+    Baresip,
+    Phone,
+    free_udp_port,
+    kamailio,
+    loopback_next_hop,
+)
 from webcallback.config import Secret, SipSettings
 from webcallback.engines.sip import SipEngine
 from webcallback.engines.sip import reactor as reactor_mod
@@ -93,3 +102,12 @@ def routed_engine(make_engine: EngineFactory, proxy_port: int | None) -> EngineF
         return await make_engine(direct=False, trunk=f"sip:127.0.0.1:{proxy_port}", **settings)
 
     return factory  # type: ignore[return-value]
+
+
+@pytest.fixture
+def baresip(tmp_path: Path) -> Iterator[Baresip]:
+    if BARESIP is None:
+        pytest.skip("baresip is not installed")
+    phone = Baresip(free_udp_port(), tmp_path).start()
+    yield phone
+    phone.stop()
