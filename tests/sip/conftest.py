@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ def sip_listen() -> Iterator[str]:
     reactor_mod.release(reactor)
 
 
-EngineFactory = Callable[..., SipEngine]
+EngineFactory = Callable[..., Awaitable[SipEngine]]
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ async def make_engine(sip_listen: str) -> AsyncIterator[EngineFactory]:
         started.append(engine)
         return engine
 
-    yield factory  # type: ignore[misc]
+    yield factory
     for engine in started:
         await engine.stop()
 
@@ -101,7 +101,7 @@ def routed_engine(make_engine: EngineFactory, proxy_port: int | None) -> EngineF
             return await make_engine(**settings)
         return await make_engine(direct=False, trunk=f"sip:127.0.0.1:{proxy_port}", **settings)
 
-    return factory  # type: ignore[return-value]
+    return factory
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def digest_ok(header: str, method: str, user: str, password: str) -> bool:
         return hashlib.md5(text.encode()).hexdigest()
 
     ha1, ha2 = md5(f"{user}:{f['realm']}:{password}"), md5(f"{method}:{f['uri']}")
-    return f["username"] == user and f["response"] == md5(f"{ha1}:{f['nonce']}:{ha2}")
+    return bool(f["username"] == user and f["response"] == md5(f"{ha1}:{f['nonce']}:{ha2}"))
 
 
 def reinvites(phone: Phone) -> list[SipMessage]:
