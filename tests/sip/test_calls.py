@@ -21,6 +21,7 @@ from webcallback.engines.base import (
     CallbackSpec,
     CallOutcome,
     EndedBy,
+    EngineError,
     LegOrder,
     LegRole,
     LegState,
@@ -302,8 +303,11 @@ async def test_hangup_by_id_and_unknown_id(make_engine: EngineFactory, phones: P
 async def test_cancelling_the_task_hangs_up(make_engine: EngineFactory, phones: Phones) -> None:
     a = phones("uas_noanswer.xml")
     engine = await make_engine()
-    task = asyncio.create_task(engine.run_callback(spec_for(a, UNUSED_NUMBER), lambda p: None))
+    spec = spec_for(a, UNUSED_NUMBER)
+    task = asyncio.create_task(engine.run_callback(spec, lambda p: None))
     await asyncio.sleep(0.5)
+    with pytest.raises(EngineError, match="already running"):
+        await engine.run_callback(spec, lambda p: None)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
