@@ -108,6 +108,12 @@ def routed_engine(make_engine: EngineFactory, proxy_port: int | None) -> EngineF
 def baresip(tmp_path: Path) -> Iterator[Baresip]:
     if BARESIP is None:
         pytest.skip("baresip is not installed")
-    phone = Baresip(free_udp_port(), tmp_path).start()
+    for attempt in range(3):  # baresip also binds TCP on its port: a free UDP port may be taken
+        try:
+            phone = Baresip(free_udp_port(), tmp_path / f"try{attempt}").start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     yield phone
     phone.stop()

@@ -248,7 +248,7 @@ class Baresip:
     def start(self, lifetime_s: int = 30) -> Baresip:
         assert BARESIP is not None
         conf = self.workdir / f"baresip_{self.port}"
-        conf.mkdir()
+        conf.mkdir(parents=True)
         rtp = 20000 + (self.port % 20000)
         (conf / "config").write_text(_BARESIP_CONFIG.format(port=self.port, rtp=rtp, rtp_end=rtp + 20))
         (conf / "accounts").write_text(
