@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webcallback.core.commands import Command, Finished, Report
+from webcallback.core.commands import Command, Finished, Report, SipCommand
 from webcallback.engines.base import CallbackSpec, CallOutcome, LegOrder, ProgressEvent
 
 
@@ -43,7 +43,7 @@ def make_spec(**overrides: Any) -> CallbackSpec:
     return CallbackSpec(**values)
 
 
-def sip_only(commands: list[Command]) -> list[Command]:
+def sip_only(commands: list[Command]) -> list[SipCommand]:
     return [c for c in commands if not isinstance(c, Report | Finished)]
 
 

@@ -114,7 +114,8 @@ def _plausible(s: CallbackSession, role: LegRole, sdp: str) -> list[ev.LegEvent]
             ev.Failed(leg=role, code=486),
         ]
     if phase is Phase.REOFFERING:
-        return [ev.ReofferAnswered(leg=role, sdp=ANSWER_DEST)] * 3 + [ev.ReofferFailed(leg=role, code=488)]
+        answer: list[ev.LegEvent] = [ev.ReofferAnswered(leg=role, sdp=ANSWER_DEST)] * 3
+        return [*answer, ev.ReofferFailed(leg=role, code=488)]
     if phase is Phase.ENDED:
         return [ev.Failed(leg=role, code=487), ev.RemoteHangup(leg=role)]
     if phase is Phase.IDLE:

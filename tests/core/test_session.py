@@ -253,3 +253,11 @@ def test_answered_then_hung_up_before_the_bridge() -> None:
     assert sip_only(out) == [Cancel(leg=C)]
     outcome = outcome_of(out)
     assert outcome.reason == "destination-hung-up" and not outcome.completed
+
+
+def test_flow_i_limits_the_second_leg_ring_time() -> None:
+    s = CallbackSession(make_spec(ring_timeout=60.0), flow=Flow.I)
+    s.start(0.0)
+    assert s.next_deadline() == 60.0
+    _answer_first(s)
+    assert s.next_deadline() == pytest.approx(31.0)  # answered at 1.0 + the 30 s limit

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.sip.phones import KAMAILIO, SIPP, Phone, free_udp_port, kamailio, loopback_next_hop
+from tests.sip.phones import (
+    BARESIP,
+    KAMAILIO,
+    SIPP,
+    Baresip,
+    Phone,
+    free_udp_port,
+    kamailio,
+    loopback_next_hop,
+)
 from webcallback.config import Secret, SipSettings
 from webcallback.engines.sip import SipEngine
 from webcallback.engines.sip import reactor as reactor_mod
@@ -32,7 +41,7 @@ def sip_listen() -> Iterator[str]:
     reactor_mod.release(reactor)
 
 
-EngineFactory = Callable[..., SipEngine]
+EngineFactory = Callable[..., Awaitable[SipEngine]]
 
 
 @pytest.fixture
@@ -49,7 +58,7 @@ async def make_engine(sip_listen: str) -> AsyncIterator[EngineFactory]:
         started.append(engine)
         return engine
 
-    yield factory  # type: ignore[misc]
+    yield factory
     for engine in started:
         await engine.stop()
 
@@ -92,4 +101,19 @@ def routed_engine(make_engine: EngineFactory, proxy_port: int | None) -> EngineF
             return await make_engine(**settings)
         return await make_engine(direct=False, trunk=f"sip:127.0.0.1:{proxy_port}", **settings)
 
-    return factory  # type: ignore[return-value]
+    return factory
+
+
+@pytest.fixture
+def baresip(tmp_path: Path) -> Iterator[Baresip]:
+    if BARESIP is None:
+        pytest.skip("baresip is not installed")
+    for attempt in range(3):  # baresip also binds TCP on its port: a free UDP port may be taken
+        try:
+            phone = Baresip(free_udp_port(), tmp_path / f"try{attempt}").start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    yield phone
+    phone.stop()

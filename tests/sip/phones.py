@@ -205,3 +205,66 @@ def kamailio(workdir: Path) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+BARESIP = shutil.which("baresip")
+
+_BARESIP_CONFIG = """\
+poll_method\tepoll
+sip_listen\t127.0.0.1:{port}
+call_local_timeout\t120
+call_max_calls\t4
+audio_source\taubridge,loop
+audio_player\taubridge,loop
+audio_alert\taubridge,loop
+rtp_ports\t{rtp}-{rtp_end}
+module_path\t/usr/lib/baresip/modules
+module\tg711.so
+module\taubridge.so
+module_tmp\tuuid.so
+module_tmp\taccount.so
+"""
+
+
+@dataclass
+class Baresip:
+    """A real softphone (baresip) that answers at once, talks G.711 and sends RTP (an echo).
+
+    No sound card: aubridge loops what it "hears" back. Its account user is the lab number, so
+    it accepts INVITEs for it; `-s` puts its SIP trace in the log."""
+
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def number(self) -> str:
+        return number_for(self.port)
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / f"baresip_{self.port}.log"
+
+    def start(self, lifetime_s: int = 30) -> Baresip:
+        assert BARESIP is not None
+        conf = self.workdir / f"baresip_{self.port}"
+        conf.mkdir(parents=True)
+        rtp = 20000 + (self.port % 20000)
+        (conf / "config").write_text(_BARESIP_CONFIG.format(port=self.port, rtp=rtp, rtp_end=rtp + 20))
+        (conf / "accounts").write_text(
+            f"<sip:{self.number}@127.0.0.1:{self.port}>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA\n"
+        )
+        args = ["timeout", str(lifetime_s + 5), BARESIP, "-f", str(conf), "-n", "127.0.0.1", "-s",
+                "-t", str(lifetime_s)]  # fmt: skip
+        out = self.log_file.open("wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        wait_bound(self.port, self.proc, "baresip")
+        return self
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from tests.sip.conftest import EngineFactory
-from tests.sip.phones import Phone, SipMessage
+from tests.sip.phones import Baresip, Phone, SipMessage
 from webcallback.engines.base import (
     CallbackSpec,
     CallOutcome,
     EndedBy,
+    EngineError,
     LegOrder,
     LegRole,
     LegState,
@@ -77,7 +78,7 @@ def digest_ok(header: str, method: str, user: str, password: str) -> bool:
         return hashlib.md5(text.encode()).hexdigest()
 
     ha1, ha2 = md5(f"{user}:{f['realm']}:{password}"), md5(f"{method}:{f['uri']}")
-    return f["username"] == user and f["response"] == md5(f"{ha1}:{f['nonce']}:{ha2}")
+    return bool(f["username"] == user and f["response"] == md5(f"{ha1}:{f['nonce']}:{ha2}"))
 
 
 def reinvites(phone: Phone) -> list[SipMessage]:
@@ -302,8 +303,11 @@ async def test_hangup_by_id_and_unknown_id(make_engine: EngineFactory, phones: P
 async def test_cancelling_the_task_hangs_up(make_engine: EngineFactory, phones: Phones) -> None:
     a = phones("uas_noanswer.xml")
     engine = await make_engine()
-    task = asyncio.create_task(engine.run_callback(spec_for(a, UNUSED_NUMBER), lambda p: None))
+    spec = spec_for(a, UNUSED_NUMBER)
+    task = asyncio.create_task(engine.run_callback(spec, lambda p: None))
     await asyncio.sleep(0.5)
+    with pytest.raises(EngineError, match="already running"):
+        await engine.run_callback(spec, lambda p: None)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -331,3 +335,19 @@ async def test_far_end_reinvite_is_refused_and_the_call_goes_on(
     refusals = [m for m in a.messages() if m.direction == "received" and m.status == 488]
     assert len(refusals) == 1
     assert outcome.completed and {r.ended_by for r in outcome.legs.values()} == {EndedBy.MAX_DURATION}
+
+
+async def test_baresip_softphone_is_held_then_bridged(
+    make_engine: EngineFactory, phones: Phones, baresip: Baresip
+) -> None:
+    b = phones("uas_answer.xml", ring_ms=200)
+    outcome, _ = await run(await make_engine(), spec_for(baresip.number, b, max_duration=1.0))
+    await verdicts(b)
+    assert outcome.completed and outcome.bridged_s == pytest.approx(1.0, abs=0.1)
+    log = baresip.log()
+    assert "Call established" in log and "terminated" in log
+    # baresip got the black-hole ACK, then a re-INVITE with B's SDP; B's ACK carries baresip's
+    reinvite = log[log.index("Call established") :]
+    assert f"m=audio {b.media_port} " in reinvite
+    baresip_port = int(log.split("m=audio ", 1)[1].split()[0])  # from baresip's 200 OK offer
+    assert sdp_port(b.received("ACK")[0]) == baresip_port

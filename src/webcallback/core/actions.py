@@ -28,11 +28,14 @@ class LegActions:
         out, self.out = self.out, []
         return out
 
-    def dial(self, leg: Leg, offer: str | None) -> None:
+    def dial(self, leg: Leg, offer: str | None, ring_limit: float | None = None) -> None:
         """INVITE; without SDP (late offer) unless `offer` (Flow I: the first leg's offer)."""
         leg.apply(Trigger.DIAL)
         leg.mark("started", self.now)
-        leg.ring_deadline = self.now + self.spec.ring_timeout
+        ring_timeout = (
+            self.spec.ring_timeout if ring_limit is None else min(ring_limit, self.spec.ring_timeout)
+        )
+        leg.ring_deadline = self.now + ring_timeout
         leg.offered_sdp = offer
         sdp = restamp(offer, leg.origin) if offer is not None else None
         self.out.append(Originate(leg=leg.role, number=leg.number, caller_id=leg.caller_id, sdp=sdp))

@@ -31,6 +31,10 @@ from webcallback.core.outcome import build_outcome
 from webcallback.core.sdp import Origin, same_media
 from webcallback.engines.base import CallbackSpec, EndedBy, LegOrder, LegRole, LegState
 
+# In Flow I the first leg retransmits its 200 until our ACK and gives up after 64*T1 = 32 s
+# (RFC 3261 Timer H), so the second leg may not ring longer than this.
+FLOW_I_RING_LIMIT = 30.0
+
 
 class Flow(enum.StrEnum):
     III = "III"
@@ -134,8 +138,8 @@ class CallbackSession:
             self._answered_flow_iii(leg, e.sdp)
 
     def _answered_flow_i(self, leg: Leg, sdp: str) -> None:
-        if leg is self.first:
-            self._act.dial(self.second, sdp)
+        if leg is self.first:  # the first leg's 200 waits unACKed while the second rings
+            self._act.dial(self.second, sdp, ring_limit=FLOW_I_RING_LIMIT)
         else:  # the second leg's answer goes into the first leg's ACK; sippy ACKed the second
             self._act.bridge(self.first, ack_sdp=sdp)
             self._act.bridge(leg, ack_sdp=None)
