@@ -194,6 +194,8 @@ def test_the_first_run_lab_places_a_callback_end_to_end(sqlite_url: str, tmp_pat
     assert during["state"] in ("dialing", "bridged") and during["legs"]["destination"] is not None
     assert after["cdr"]["bridged_s"] > 4 and after["legs"]["callback"]["sip_code"] == 200
     assert token
+    demo = json.loads(service.cli("account", "show", "demo").stdout)
+    assert Decimal(demo["balance"]) < 10 and Decimal(demo["reserved"]) == 0  # billing settled it
     assert "SIPp stopped" in service.stderr
     assert not udp_port_bound("127.0.0.1", sipp_port)  # the lab's phones stopped with the service
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from webcallback.billing.rating import Rate
 from webcallback.config import Secret, Settings
 from webcallback.lab.phones import LabPhones, free_udp_port
 from webcallback.service.container import Services
@@ -27,6 +28,8 @@ DEMO_USER = "demo"
 DEMO_CALLBACK = "+15550100001"  # any number rings a lab phone
 DEMO_DESTINATION = "+15550100002"
 DEMO_CREDIT = Decimal(10)
+LAB_PLAN = "lab"
+LAB_PREFIX = "1555"  # the demo numbers; any number rings a lab phone, but only these have a rate
 
 
 def plan_lab(settings: Settings, *, ring_ms: int = 1000) -> tuple[Settings, Lab | None]:
@@ -59,8 +62,12 @@ class Lab:
 
 
 def ensure_demo_account(services: Services) -> Account:
+    """The `demo` account, created on the first lab run; with billing on, on the `lab` plan."""
+    plan = ensure_lab_plan(services)
     existing = services.accounts.find(DEMO_USER)
     if existing is not None:
+        if plan and existing.plan is None:
+            return services.accounts.update(DEMO_USER, plan=plan)
         return existing
     enc, kid = services.cipher.encrypt(DEMO_USER, secrets.token_urlsafe(9))
     return services.accounts.add(
@@ -70,7 +77,20 @@ def ensure_demo_account(services: Services) -> Account:
         callback_number=DEMO_CALLBACK,
         region="US",
         balance=DEMO_CREDIT,
+        plan=plan,
     )
+
+
+def ensure_lab_plan(services: Services) -> str | None:
+    """With billing on (it fails closed), a `lab` plan that rates the lab's +1555 numbers at
+    1 cent a minute, per second; created once, never replaced. None with billing off."""
+    if services.billing is None:
+        return None
+    if services.billing.rates.find_plan(LAB_PLAN) is None:
+        rate = Rate(prefix=LAB_PREFIX, price_per_minute=Decimal("0.01"), first_increment=1, next_increment=1,
+                    description="phone lab")  # fmt: skip
+        services.billing.rates.import_plan(LAB_PLAN, "USD", [rate])
+    return LAB_PLAN
 
 
 def base_url(settings: Settings) -> str:
