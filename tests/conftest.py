@@ -35,11 +35,14 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def make_settings(db_url: str, **env: str) -> Settings:
-    """Settings as the service would load them from the environment, with a fresh key."""
+    """Settings as the service would load them from the environment, with a fresh key. Billing is
+    off unless a test turns it on (`billing__enabled="true"`): with it on, every call needs a rate
+    plan, which tests of other parts have no reason to set up."""
     environ = {
         "WEBCALLBACK_DATABASE__URL": db_url,
         "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
         "WEBCALLBACK_ENGINE__KIND": "none",
+        "WEBCALLBACK_BILLING__ENABLED": "false",
     }
     environ.update({f"WEBCALLBACK_{k.upper()}": v for k, v in env.items()})
     return load_settings(path=os.devnull, environ=environ)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from webcallback.billing.service import BillingService
 from webcallback.config import Settings
 from webcallback.engines.base import CallOutcome
 from webcallback.passwords import PasswordCipher, load_cipher
@@ -29,6 +30,8 @@ class Services:
     # Called by the dispatcher once per callback after its final state is stored (billing settles
     # here, webhooks fire here). Each hook must not raise; the dispatcher logs and goes on if it does.
     on_callback_finished: list[FinishedHook] = field(default_factory=list)
+    # Rating, reservations and settlement; None when `billing.enabled` is off.
+    billing: BillingService | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -40,6 +43,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         db.migrate()
     cipher = load_cipher(settings.secrets)
     authenticator = Authenticator(settings.auth, db, cipher)
+    billing = BillingService(settings, db) if settings.billing.enabled else None
     return Services(
         settings=settings,
         db=db,
@@ -47,5 +51,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         accounts=AccountStore(db),
         callbacks=CallbackStore(db),
         authenticator=authenticator,
-        callback_service=CallbackService(settings, db, authenticator),
+        callback_service=CallbackService(settings, db, authenticator, credit=billing),
+        on_callback_finished=[billing.settle] if billing else [],
+        billing=billing,
     )
