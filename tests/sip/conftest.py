@@ -68,9 +68,17 @@ def phones(tmp_path: Path) -> Iterator[Callable[..., Phone]]:
     made: list[Phone] = []
 
     def factory(scenario: str, ring_ms: int | None = None, talk_ms: int | None = None) -> Phone:
-        phone = Phone(scenario, free_udp_port(), free_udp_port(), tmp_path)
-        made.append(phone)
-        return phone.start(ring_ms=ring_ms, talk_ms=talk_ms)
+        # Ports are picked free, but SIPp also binds the ports next to its media port, and other
+        # test processes pick ports too: on a bind failure, try other ports.
+        for attempt in range(3):
+            phone = Phone(scenario, free_udp_port(), free_udp_port(), tmp_path)
+            made.append(phone)
+            try:
+                return phone.start(ring_ms=ring_ms, talk_ms=talk_ms)
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     yield factory
     for phone in made:
