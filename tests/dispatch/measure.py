@@ -57,9 +57,8 @@ async def request_all(url: str, n: int, sequential: bool) -> list[str]:
 async def measure(n: int, concurrency: str, db_url: str, tmp: Path, sequential: bool) -> None:
     scenario = short_talk_scenario(tmp)
     async with LabPhones(free_udp_port(), ring_ms=300, log_dir=tmp / "phones", scenario=scenario) as phones:
-        env = service_env(
-            db_url, ENGINE__SIP__TRUNK=phones.uri, API__TOKEN="t", CALLS__CONCURRENCY=concurrency
-        )
+        settings = {"CALLS__CONCURRENCY": concurrency, "BILLING__ENABLED": "false"}
+        env = service_env(db_url, ENGINE__SIP__TRUNK=phones.uri, API__TOKEN="t", **settings)
         add_account(env)
         (tmp / "service").mkdir()
         with running_service(env, tmp / "service") as service:
