@@ -124,3 +124,18 @@ async def test_calls_show_prints_legs_and_cdr(sqlite_url: str) -> None:
     assert "(not dialled)" in queued and "cdr: (not yet" in queued
     missing = runner.invoke(main, ["calls", "show", "nope"], env=env)
     assert missing.exit_code == 1
+
+
+@pytest.mark.parametrize("settings_env", [{"API__TOKEN": TOKEN}])
+async def test_the_clients_status_poller_follows_a_callback_on_this_api(harness: Harness) -> None:
+    from webcallback.client.status import poll_async
+
+    harness.engine.default = Script(talk_s=0.2)
+    queued = harness.queue()
+    async with (
+        client(harness) as http,
+        Dispatcher(harness.services, harness.engine, poll_interval=0.05, node="n"),
+    ):
+        final = await poll_async(http, "http://test", queued.id, TOKEN, interval=0.02, deadline=5)
+    assert (final.id, final.state, final.reason) == (queued.id, "completed", "completed")
+    assert set(final.legs) == {"destination", "callback"} and final.legs["callback"]["sip_code"] == 200
