@@ -173,6 +173,16 @@ def test_max_duration_cuts_the_bridged_call() -> None:
     assert {r.ended_by for r in outcome.legs.values()} == {EndedBy.MAX_DURATION}
 
 
+def test_a_late_max_duration_timer_does_not_lengthen_the_bridged_time() -> None:
+    """Billing reserved exactly max_duration seconds: a timer handled 40 ms late must still report
+    max_duration, or per-second billing rounds it up to a second the credit does not cover."""
+    s = CallbackSession(make_spec(max_duration=6.0))
+    _bridge_iii(s)
+    out = s.handle_timer(8.1 + 0.04)
+    assert sip_only(out) == [Bye(leg=D), Bye(leg=C)]
+    assert outcome_of(out).bridged_s == 6.0
+
+
 def test_early_media_is_reoffered_and_the_200_reuses_the_answer() -> None:
     s = CallbackSession(make_spec())
     s.start(0.0)

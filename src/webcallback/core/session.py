@@ -213,6 +213,10 @@ class CallbackSession:
                 self._act.end(leg, EndedBy.TIMEOUT)
                 self._leg_over(leg)
         if self.max_deadline is not None and self.max_deadline <= self._now and not self.finished:
+            # The call was allowed max_duration seconds: a timer that fires late (the reactor
+            # ticks every 10 ms, more under load) must not bill a started extra second.
+            if self.unbridged_at is None:
+                self.unbridged_at = self.max_deadline
             self._end_all(EndedBy.MAX_DURATION)
 
     # ---- the callback as a whole --------------------------------------------------------------
