@@ -10,10 +10,12 @@ exactly 0 with nothing left reserved.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.dispatch.service_process import running_service
@@ -82,3 +84,42 @@ async def test_credit_runs_out_and_the_engine_hangs_both_legs_up_on_time(
     assert money(account["balance"]) == 0 and money(account["reserved"]) == 0, account
     assert money(after["balance"]) == 0 and money(after["reserved"]) == 0, after
     assert after["available"] == 0, after
+
+
+async def test_concurrent_requests_for_one_calls_credit_place_exactly_one_sip_call(
+    sqlite_url: str, tmp_path: Path, lab_phones: Callable[..., TracedPhones]
+) -> None:
+    """5 requests at once, credit for one 3 s call: one accepted, one callback on the wire."""
+    seconds, requests = 3, 5
+    phones = lab_phones(talk_ms=30_000)
+    async with phones:
+        lab = make_lab(sqlite_url, tmp_path, phones.uri, BILLING__MIN_DURATION=str(seconds))
+        lab.import_rates("persecond", ["1555,0.60,0,1,1,lab numbers per second"])
+        lab.add_account("erin", str(2 * PER_SECOND * seconds), "persecond")
+        with running_service(lab.env, lab.cwd) as service:
+            barrier = threading.Barrier(requests)
+            answers: list[httpx.Response] = []
+
+            def one() -> None:
+                barrier.wait()
+                answers.append(service.request_callback("erin", PASSWORD, DESTINATION))
+
+            threads = [threading.Thread(target=one) for _ in range(requests)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            (accepted,) = [r for r in answers if r.status_code == 200]
+            body = service.wait_status(accepted.json()["id"], ("completed", "failed"), timeout=seconds + 20)
+            after = balance(service, "erin")
+            assert service.terminate()
+        calls = phones.calls()
+
+    refused = [r for r in answers if r.status_code != 200]
+    assert len(refused) == requests - 1, [r.text for r in answers]
+    assert {(r.status_code, r.json()["error"]) for r in refused} == {(403, "insufficient-credit")}
+    assert (body["state"], body["max_duration"]) == ("completed", seconds), body
+    # on the wire: one callback = two SIP calls (destination, then callback), nothing more
+    firsts = sorted(msgs[0].first_line.split()[1].split("@")[0] for msgs in calls.values())
+    assert firsts == [f"sip:{CALLBACK}", f"sip:{DESTINATION}"], firsts
+    assert money(after["balance"]) == 0 and after["reserved"] == 0, after
