@@ -93,6 +93,20 @@ async def test_the_reservation_is_capped_by_max_reservation(db_url: str) -> None
         svc.close()
 
 
+async def test_no_service_time_limit_leaves_the_reservation_to_max_reservation(db_url: str) -> None:
+    """`calls.max_duration = 0` is "no limit of the service's own" (the dispatcher's reading), not
+    a 1-second ceiling for every call."""
+    svc = build(db_url, billing__max_reservation="600", calls__max_duration="0")
+    try:
+        import_deck(svc)
+        add_account(svc, credit="1000")
+        cb = await request(svc, UK_LANDLINE)
+        assert cb.max_duration == 600.0
+        assert svc.accounts.get("alice").reserved == D("0.20") + D("0.10")
+    finally:
+        svc.close()
+
+
 @pytest.mark.parametrize(("target", "callback"), [("+33142000000", US_NUMBER), (UK_LANDLINE, "+33612345678")])
 async def test_a_number_without_a_rate_is_refused(services: Services, target: str, callback: str) -> None:
     import_deck(services)

@@ -126,3 +126,26 @@ async def test_a_busy_destination_releases_the_reservation(
     assert cdr["charge_state"] == "released" and money(cdr["total"]) == 0, cdr
     assert money(after["balance"]) == CREDIT and after["reserved"] == 0, after
     assert [e["kind"] for e in ledger] == ["topup"], ledger
+
+
+async def test_no_service_time_limit_leaves_the_call_to_the_credit(
+    sqlite_url: str, tmp_path: Path, lab_phones: Callable[..., TracedPhones]
+) -> None:
+    """`calls.max_duration = 0` means no limit of the service's own (docs/operations.md): with
+    billing on, the credit (up to `billing.max_reservation`) limits the call, not 1 second."""
+    phones = lab_phones(talk_ms=1500)
+    async with phones:
+        lab = make_lab(sqlite_url, tmp_path, phones.uri, CALLS__MAX_DURATION="0",
+                       BILLING__MAX_RESERVATION="600")  # fmt: skip
+        lab.import_rates("minutes", ["1555,0.30,0.05,60,60,lab"])
+        lab.add_account("frank", "10", "minutes")  # pays for more than 600 s
+        with running_service(lab.env, lab.cwd) as service:
+            r = service.request_callback("frank", PASSWORD, DESTINATION)
+            assert r.status_code == 200, r.text
+            body = service.wait_status(r.json()["id"], ("completed", "failed"))
+            assert service.terminate()
+
+    assert body["max_duration"] == 600, body
+    assert (body["state"], body["reason"]) == ("completed", "completed"), body
+    assert {leg["ended_by"] for leg in body["legs"].values()} == {"remote", "peer-leg"}, body["legs"]
+    assert body["cdr"]["bridged_s"] > 1.3, body["cdr"]

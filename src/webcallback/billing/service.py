@@ -104,7 +104,7 @@ class BillingService:
 
     async def admit(self, account: Account, destination: str, callback: str, callback_id: str) -> Admission:
         legs = await self._legs(account, destination, callback)
-        ceiling = max(1, int(min(self._cfg.max_reservation, self._settings.calls.max_duration)))
+        ceiling = max(1, int(self._longest_call()))
         min_cost = call_cost(legs, min(self._cfg.min_duration, ceiling))
         cap_cost = call_cost(legs, ceiling)
         available: Decimal | None = account.available
@@ -119,6 +119,14 @@ class BillingService:
                 return Admission(max_duration=float(seconds))
             available = await self._db.run(self.credits.available, account.id)
         raise Forbidden(self._cfg.not_enough_credit_message, error_id="insufficient-credit")
+
+    def _longest_call(self) -> float:
+        """`billing.max_reservation`, capped by `calls.max_duration` unless that is 0 (the
+        service's own limit is off: the dispatcher leaves the call to the credit)."""
+        service_limit = self._settings.calls.max_duration
+        if service_limit <= 0:
+            return self._cfg.max_reservation
+        return min(self._cfg.max_reservation, service_limit)
 
     async def _legs(self, account: Account, destination: str, callback: str) -> list[Rate]:
         deck = await self.deck_of(account)
