@@ -25,7 +25,7 @@ pytestmark = pytest.mark.sip
 
 CREDIT_S = 6  # seconds of both legs the account can pay for
 PER_SECOND = Decimal("0.01")  # each leg, 1/1 increments: 0.60 a minute
-TOLERANCE_S = 0.6  # how late a BYE may be under load (the reactor ticks at 10 ms)
+TOLERANCE_S = 1.0  # how late a BYE may be on a loaded 2-core CI machine (the reactor ticks at 10 ms)
 
 
 async def test_credit_runs_out_and_the_engine_hangs_both_legs_up_on_time(
@@ -67,7 +67,7 @@ async def test_credit_runs_out_and_the_engine_hangs_both_legs_up_on_time(
         assert len(byes) == 1 and not [m for m in msgs if m.direction == "sent" and m.method == "BYE"]
         acks = [m for m in msgs if m.direction == "received" and m.method == "ACK" and m.at <= byes[0].at]
         talk = byes[0].at - acks[-1].at  # the last ACK before the BYE connected this leg
-        assert CREDIT_S - 0.1 <= talk <= CREDIT_S + TOLERANCE_S, (number, talk)
+        assert CREDIT_S - 0.3 <= talk <= CREDIT_S + TOLERANCE_S, (number, talk)
 
     # settlement equals the CDR by the increments (1/1: whole seconds, rounded up)
     billed = math.ceil(bridged_s - 1e-9)
