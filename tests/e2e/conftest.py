@@ -3,8 +3,9 @@
 an account made with `webcallback account add`, and the lab's SIPp phone with a message trace, so
 the tests can see on the wire what the service did (INVITEs, when each BYE arrived).
 
-The lab numbering: every leg goes to one SIPp (the trunk); the destination is `+15550100002`, the
-user's callback number `+15550100001`.
+Every leg goes to one SIPp (the trunk), which answers any number. The numbers are valid US numbers
+(`+1 202 555 01xx`), not the lab's `+1555…`, so the tests pass a number policy that refuses numbers
+libphonenumber does not recognise: the destination is `+12025550100`, the user's `+12025550101`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.sip.phones import SipMessage, parse_trace
 from webcallback.lab.phones import SCENARIO, LabPhones, free_udp_port
 
 PASSWORD = "pa55word"
-DESTINATION, CALLBACK = "+15550100002", "+15550100001"
+DESTINATION, CALLBACK = "+12025550100", "+12025550101"
 RING_MS = 300
 BUSY = SCENARIO.parent / "uas_reject.xml"
 

@@ -67,8 +67,8 @@ async def test_the_charge_equals_the_cdr_by_each_plans_increments(
     async with phones:
         lab = make_lab(sqlite_url, tmp_path, phones.uri)
         for plan, (first, nxt) in INCREMENTS.items():
-            lab.import_rates(plan, [f"15550100002,{DEST_PRICE},{DEST_FEE},{first},{nxt},destination",
-                                    f"15550100001,{CB_PRICE},{CB_FEE},{first},{nxt},callback"])  # fmt: skip
+            lab.import_rates(plan, [f"12025550100,{DEST_PRICE},{DEST_FEE},{first},{nxt},destination",
+                                    f"12025550101,{CB_PRICE},{CB_FEE},{first},{nxt},callback"])  # fmt: skip
             lab.add_account(plan, str(CREDIT), plan)
         with running_service(lab.env, lab.cwd) as service:
             ids = place_all(service, list(INCREMENTS))
@@ -106,7 +106,7 @@ async def test_a_busy_destination_releases_the_reservation(
     phones = lab_phones(scenario=BUSY)
     async with phones:
         lab = make_lab(sqlite_url, tmp_path, phones.uri)
-        lab.import_rates("minutes", ["1555,0.30,0.05,60,60,lab"])
+        lab.import_rates("minutes", ["1202555,0.30,0.05,60,60,test numbers"])
         lab.add_account("dave", str(CREDIT), "minutes")
         with running_service(lab.env, lab.cwd) as service:
             r = service.request_callback("dave", PASSWORD, DESTINATION)
@@ -137,7 +137,7 @@ async def test_no_service_time_limit_leaves_the_call_to_the_credit(
     async with phones:
         lab = make_lab(sqlite_url, tmp_path, phones.uri, CALLS__MAX_DURATION="0",
                        BILLING__MAX_RESERVATION="600")  # fmt: skip
-        lab.import_rates("minutes", ["1555,0.30,0.05,60,60,lab"])
+        lab.import_rates("minutes", ["1202555,0.30,0.05,60,60,test numbers"])
         lab.add_account("frank", "10", "minutes")  # pays for more than 600 s
         with running_service(lab.env, lab.cwd) as service:
             r = service.request_callback("frank", PASSWORD, DESTINATION)
