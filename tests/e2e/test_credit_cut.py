@@ -23,7 +23,7 @@ from tests.e2e.conftest import CALLBACK, DESTINATION, PASSWORD, TracedPhones, ba
 
 pytestmark = pytest.mark.sip
 
-CREDIT_S = 6  # seconds of both legs the account can pay for
+CREDIT_S = 5  # seconds of both legs the account can pay for
 PER_SECOND = Decimal("0.01")  # each leg, 1/1 increments: 0.60 a minute
 TOLERANCE_S = 1.0  # how late a BYE may be on a loaded 2-core CI machine (the reactor ticks at 10 ms)
 

@@ -22,7 +22,7 @@ from tests.e2e.conftest import BUSY, DESTINATION, PASSWORD, TracedPhones, balanc
 pytestmark = pytest.mark.sip
 
 CREDIT = Decimal("5")
-TALK_MS = 3500  # long enough for 2/3 to bill past its first increment
+TALK_MS = 2500  # long enough for 2/3 to bill past its first increment
 
 # plan -> (first, next); the destination leg costs 0.30/min + 0.05, the callback leg 0.12/min + 0.01
 INCREMENTS = {"minutes": (60, 60), "thirty-six": (30, 6), "two-three": (2, 3)}
@@ -149,3 +149,33 @@ async def test_no_service_time_limit_leaves_the_call_to_the_credit(
     assert (body["state"], body["reason"]) == ("completed", "completed"), body
     assert {leg["ended_by"] for leg in body["legs"].values()} == {"remote", "peer-leg"}, body["legs"]
     assert body["cdr"]["bridged_s"] > 1.3, body["cdr"]
+
+
+async def test_a_killed_service_releases_the_reservation_when_it_restarts(
+    sqlite_url: str, tmp_path: Path, lab_phones: Callable[..., TracedPhones]
+) -> None:
+    """SIGKILL mid-call: nobody saw the call end, so at the next start the dispatcher fails it as
+    `interrupted` and billing releases its reservation (no charge, nothing left held)."""
+    phones = lab_phones(talk_ms=30_000)
+    async with phones:
+        lab = make_lab(sqlite_url, tmp_path, phones.uri)
+        lab.import_rates("minutes", ["1202555,0.30,0.05,60,60,test numbers"])
+        lab.add_account("ivan", str(CREDIT), "minutes")
+        with running_service(lab.env, lab.cwd) as service:
+            r = service.request_callback("ivan", PASSWORD, DESTINATION)
+            assert r.status_code == 200, r.text
+            callback_id = r.json()["id"]
+            service.wait_status(callback_id, ("bridged",))
+            held = balance(service, "ivan")
+            service.proc.kill()
+            service.proc.wait(10)
+        with running_service(lab.env, lab.cwd) as again:
+            body = again.wait_status(callback_id, ("completed", "failed"), timeout=10)
+            after = balance(again, "ivan")
+            assert again.terminate()
+        (cdr,) = lab.cdrs()
+
+    assert held["reserved"] > 0, held
+    assert (body["state"], body["reason"]) == ("failed", "interrupted"), body
+    assert cdr["charge_state"] == "released" and money(cdr["total"]) == 0, cdr
+    assert money(after["balance"]) == CREDIT and after["reserved"] == 0, after
