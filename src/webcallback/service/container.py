@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from webcallback.config import Settings
 from webcallback.engines.base import CallOutcome
 from webcallback.passwords import PasswordCipher, load_cipher
+from webcallback.security.digest_auth import DigestAuthenticator
+from webcallback.security.guard import SecurityGuard
 from webcallback.service.auth import Authenticator
 from webcallback.service.callbacks import CallbackService
 from webcallback.store.accounts import AccountStore
 from webcallback.store.callbacks import Callback, CallbackStore
 from webcallback.store.db import Database
-
 
 FinishedHook = Callable[[Callback, CallOutcome], Awaitable[None]]
 
@@ -40,13 +41,23 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     if migrate:
         db.migrate()
     cipher = load_cipher(settings.secrets)
-    authenticator = Authenticator(settings.auth, db, cipher)
-    return Services(
+    digest = settings.security.digest
+    digest_auth = (
+        DigestAuthenticator(digest, db, cipher.derived_keys(b"webcallback digest nonce"))
+        if digest.enabled
+        else None
+    )
+    authenticator = Authenticator(settings.auth, db, cipher, digest_auth)
+    guard = SecurityGuard(settings, db)
+    services = Services(
         settings=settings,
         db=db,
         cipher=cipher,
         accounts=AccountStore(db),
         callbacks=CallbackStore(db),
         authenticator=authenticator,
-        callback_service=CallbackService(settings, db, authenticator),
+        callback_service=CallbackService(settings, db, authenticator, guard=guard),
     )
+    # The per-user concurrency slot is given back when the callback ends.
+    services.on_callback_finished.append(guard.on_callback_finished)
+    return services

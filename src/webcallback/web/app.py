@@ -61,7 +61,10 @@ class WebCallbackApi:
         assert isinstance(exc, ApiError)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
         fields = {"message": exc.message, "error": exc.error_id}
-        return respond(response_format(request, self.settings), exc.status_code, fields, headers)
+        response = respond(response_format(request, self.settings), exc.status_code, fields, headers)
+        for name, value in exc.headers:
+            response.raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        return response
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
