@@ -8,6 +8,7 @@ from webcallback import __version__
 from webcallback.cli.account_cmd import account
 from webcallback.cli.calls_cmd import calls
 from webcallback.cli.common import config_option
+from webcallback.cli.security_cmd import security
 from webcallback.cli.server_cmd import config_group, run
 
 
@@ -22,3 +23,4 @@ main.add_command(run)
 main.add_command(config_group)
 main.add_command(account)
 main.add_command(calls)
+main.add_command(security)

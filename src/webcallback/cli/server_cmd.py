@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import click
 
@@ -38,10 +39,23 @@ def run(ctx: click.Context) -> None:
     import uvicorn
 
     from webcallback.web.server import build_app
+    from webcallback.web.tls import ReloadableCertificate
 
     settings = settings_from(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(settings.server.listen)
+    tls: dict[str, Any] = {}
+    if settings.server.tls_cert and settings.server.tls_key:
+        # Our own context (minimum TLS version) handed to uvicorn, kept for SIGHUP reloads.
+        cert = ReloadableCertificate(
+            settings.server.tls_cert, settings.server.tls_key, settings.security.tls_min_version
+        )
+        cert.install_sighup()
+        tls = {
+            "ssl_certfile": settings.server.tls_cert,
+            "ssl_keyfile": settings.server.tls_key,
+            "ssl_context_factory": lambda _config, _default: cert.context,
+        }
     app = build_app(settings)
     config = uvicorn.Config(
         app,
@@ -50,9 +64,8 @@ def run(ctx: click.Context) -> None:
         log_level="info",
         access_log=False,
         lifespan="on",
-        ssl_certfile=settings.server.tls_cert,
-        ssl_keyfile=settings.server.tls_key,
         proxy_headers=False,
         server_header=False,
+        **tls,
     )
     uvicorn.Server(config).run()
