@@ -102,7 +102,8 @@ def _account(services: Any, username: str) -> Any:
 def _account_and_number(services: Any, username: str, number: str) -> tuple[Any, str]:
     account = _account(services, username)
     try:
-        return account, to_e164(number, account.region, what="callback number")
+        region = account.region or services.settings.numbers.default_region
+        return account, to_e164(number, region, what="callback number")
     except ApiError as exc:
         raise click.BadParameter(exc.message) from None
 

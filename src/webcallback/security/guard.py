@@ -174,20 +174,18 @@ class SecurityGuard:
         ):
             refusal = check_number(number, rules, policy.refused_types, what)
             if refusal is not None:
-                await self._refuse_number(account, client_ip, f"{what.split()[0]} {refusal.reason}", number)
+                leg = what.split()[0]
+                reason = f"{leg}-{refusal.reason.split(':')[0]}"
+                await self._refuse_number(account, client_ip, reason, f"{refusal.reason} {number}")
                 raise Forbidden(refusal.message, error_id="number-refused")
         must_register = policy.callback_must_be_registered and callback != account.callback_number
         if must_register and not await self._db.run(self._store.is_registered, account.id, callback):
-            await self._refuse_number(account, client_ip, "callback not-registered", callback)
+            await self._refuse_number(account, client_ip, "callback-not-registered", callback)
             raise Forbidden(NOT_REGISTERED, error_id="callback-not-registered")
 
-    async def _refuse_number(self, account: Account, client_ip: str, reason: str, number: str) -> None:
+    async def _refuse_number(self, account: Account, client_ip: str, reason: str, detail: str) -> None:
         await self.events.record(
-            ev.POLICY,
-            reason.split(":")[0],
-            username=account.username,
-            client_ip=client_ip,
-            detail=f"{reason} {number}",
+            ev.POLICY, reason, username=account.username, client_ip=client_ip, detail=detail
         )
 
     # ---- 5. duplicates ---------------------------------------------------------------------
