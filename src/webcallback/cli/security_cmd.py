@@ -13,7 +13,7 @@ import click
 from webcallback.cli.common import config_option, echo_json, fail, services_from, settings_from
 from webcallback.errors import ApiError
 from webcallback.numbers import to_e164
-from webcallback.security.store import SecurityStore
+from webcallback.security.store import SecurityStore, subject_key
 
 
 @click.group()
@@ -25,8 +25,8 @@ def _lock_keys(subject: str) -> list[str]:
     try:
         ipaddress.ip_address(subject)
     except ValueError:
-        return ["user:" + subject]
-    return ["ip:" + subject, "user:" + subject]
+        return [subject_key("user", subject)]
+    return [subject_key("ip", subject), subject_key("user", subject)]
 
 
 @security.command("unlock")

@@ -152,9 +152,12 @@ def _ext_value(value: str) -> str:
     if charset.lower() != "utf-8":
         raise DigestHeaderError("username* must be UTF-8")
     try:
-        return unquote(encoded, encoding="utf-8", errors="strict")
+        value = unquote(encoded, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise DigestHeaderError("username* is not UTF-8") from None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise DigestHeaderError("username* holds control characters")
+    return value
 
 
 # ---- computing -------------------------------------------------------------------------------

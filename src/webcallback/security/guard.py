@@ -32,7 +32,7 @@ from webcallback.errors import AuthenticationFailed, Forbidden, TooManyRequests
 from webcallback.security import events as ev
 from webcallback.security.events import SecurityEvents
 from webcallback.security.policy import check_number
-from webcallback.security.store import SecurityStore
+from webcallback.security.store import SecurityStore, subject_key
 from webcallback.service.auth import Authenticator, Credentials
 from webcallback.store.accounts import Account
 from webcallback.store.callbacks import Callback
@@ -87,7 +87,10 @@ class SecurityGuard:
         limit = self._sec.limits.requests_per_minute_per_ip
         if (
             limit
-            and await self._db.run(self._store.hit, "rate:ip:" + client_ip, MINUTE, self._clock()) > limit
+            and await self._db.run(
+                self._store.hit, "rate:" + subject_key("ip", client_ip), MINUTE, self._clock()
+            )
+            > limit
         ):
             await self.events.record(ev.RATE_LIMITED, "ip-rate", client_ip=client_ip)
             raise TooManyRequests(RATE_LIMITED, retry_after=MINUTE, error_id="rate-limited")
@@ -108,11 +111,11 @@ class SecurityGuard:
                 await self._count_failure(username, client_ip, exc.error_id)
             raise
         if self._sec.lockout.max_failures_per_user:
-            await self._db.run(self._store.reset, "fail:user:" + account.username)
+            await self._db.run(self._store.reset, "fail:" + subject_key("user", account.username))
         return account
 
     def _lock_keys(self, username: str | None, client_ip: str) -> list[str]:
-        return ["ip:" + client_ip] + (["user:" + username] if username else [])
+        return [subject_key("ip", client_ip)] + ([subject_key("user", username)] if username else [])
 
     async def _refuse_locked(self, username: str | None, client_ip: str) -> None:
         now = self._clock()
@@ -129,9 +132,9 @@ class SecurityGuard:
         await self.events.record(ev.AUTH_FAILED, reason, username=username, client_ip=client_ip)
         lockout = self._sec.lockout
         now = self._clock()
-        checks = [("ip:" + client_ip, lockout.max_failures_per_ip)]
+        checks = [(subject_key("ip", client_ip), lockout.max_failures_per_ip)]
         if username:
-            checks.append(("user:" + username, lockout.max_failures_per_user))
+            checks.append((subject_key("user", username), lockout.max_failures_per_user))
         locked = False
         for key, limit in checks:
             if not limit:
@@ -157,7 +160,7 @@ class SecurityGuard:
 
     async def screen_account(self, account: Account, client_ip: str) -> None:
         limit = self._sec.limits.requests_per_minute_per_user
-        key = "rate:user:" + account.username
+        key = "rate:" + subject_key("user", account.username)
         if limit and await self._db.run(self._store.hit, key, MINUTE, self._clock()) > limit:
             await self.events.record(
                 ev.RATE_LIMITED, "user-rate", username=account.username, client_ip=client_ip

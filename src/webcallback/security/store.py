@@ -5,6 +5,7 @@ a second row."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,17 @@ from webcallback.store.schema import callbacks
 # A slot whose callback row never appeared (the request failed between the two writes on a node
 # that then died) is taken back after this many seconds.
 ORPHAN_SLOT_GRACE = 120.0
+
+
+MAX_SUBJECT = 120
+
+
+def subject_key(kind: str, value: str) -> str:
+    """`user:NAME` / `ip:ADDRESS` as stored; an overlong value (attacker-chosen usernames can be
+    long) is replaced by its hash so the key fits its column on every database."""
+    if len(value) > MAX_SUBJECT:
+        value = "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"{kind}:{value}"
 
 
 def _aware(value: datetime) -> datetime:

@@ -20,6 +20,7 @@ from webcallback.service.callbacks import CallbackRequest
 from webcallback.service.container import Services
 from webcallback.web.client_info import TrustedProxies
 from webcallback.web.inputs import read_input, response_format
+from webcallback.web.openapi import openapi_document
 from webcallback.web.params import pick
 from webcallback.web.responses import respond, respond_empty
 
@@ -77,6 +78,9 @@ class WebCallbackApi:
         fields = {"message": f"Internal error (request {request_id}).", "error": "internal-error"}
         return respond(response_format(request, self.settings), 500, fields)
 
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(self.settings))
+
     def routes(self) -> list[BaseRoute]:
         path = "/" + self.settings.api.path.strip("/")
         methods = ["GET", "POST"]
@@ -84,6 +88,7 @@ class WebCallbackApi:
             Route(path, self.webcallback, methods=methods),
             Route(path + "/", self.webcallback, methods=methods),
             Route("/healthz", self.health, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
 
 

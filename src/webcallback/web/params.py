@@ -119,6 +119,8 @@ def _pairs_to_dict(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
 def _check_value(name: str, value: str) -> str:
     if len(value) > MAX_VALUE:
         raise MalformedBody(f"Parameter {name[:40]!r} is too long.")
+    if "\x00" in value or "\x00" in name:  # no use in any parameter, and PostgreSQL text refuses it
+        raise MalformedBody(f"Parameter {name[:40]!r} contains a NUL character.")
     return value
 
 
@@ -127,7 +129,7 @@ def _parse_json(text: str) -> dict[str, str]:
         data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except DuplicateParameter:
         raise
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError also covers integers over Python's digit limit
         raise MalformedBody("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise MalformedBody("The JSON body must be an object.")
