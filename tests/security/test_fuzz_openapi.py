@@ -18,7 +18,7 @@ from webcallback.config import load_settings
 from webcallback.web.app import create_app
 from webcallback.web.openapi import openapi_document
 
-EXAMPLES = int(os.environ.get("WEBCALLBACK_FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("WEBCALLBACK_SCHEMATHESIS_EXAMPLES", "300"))
 
 # The whole surface, with the limits off so that generated requests reach the deep code paths
 # rather than stopping at a 429 (the limits have their own tests).
@@ -47,7 +47,9 @@ def fuzz_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 # The document as the server builds it from these settings; `test_served_document` checks that
 # `GET /openapi.json` serves exactly this.
-DOCUMENT = openapi_document(load_settings(os.devnull, {f"WEBCALLBACK_{k.upper()}": v for k, v in FUZZ_ENV.items()}))
+DOCUMENT = openapi_document(
+    load_settings(os.devnull, {f"WEBCALLBACK_{k.upper()}": v for k, v in FUZZ_ENV.items()})
+)
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 

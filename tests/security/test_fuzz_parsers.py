@@ -5,6 +5,7 @@ any other exception."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from urllib.parse import urlencode
@@ -58,7 +59,10 @@ def bodies(draw: st.DrawFn) -> tuple[bytes, str | None]:
     if kind == "form":
         return urlencode(pairs).encode(), "application/x-www-form-urlencoded"
     if kind == "json":
-        values = {k: draw(st.one_of(st.just(v), st.integers(), st.floats(), st.none(), st.booleans())) for k, v in pairs}
+        values = {
+            k: draw(st.one_of(st.just(v), st.integers(), st.floats(), st.none(), st.booleans()))
+            for k, v in pairs
+        }
         return json.dumps(values).encode(), "application/json"
     if kind == "xml":
         inner = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in pairs)
@@ -72,7 +76,9 @@ def bodies(draw: st.DrawFn) -> tuple[bytes, str | None]:
 @example(query=b"%ff%fe", body=(b"", None))
 @example(query=b"", body=(b'{"to": ' + b"9" * 5000 + b"}", "application/json"))
 @example(query=b"", body=(b"[" * 5000 + b"]" * 5000, "application/json"))
-@example(query=b"", body=(b'<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]><r><to>&e;</to></r>', "text/xml"))
+@example(
+    query=b"", body=(b'<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]><r><to>&e;</to></r>', "text/xml")
+)
 @example(query=b"", body=(b"<r>" + b"<a>" * 3000 + b"</a>" * 3000 + b"</r>", "application/xml"))
 @example(query=b"", body=(b"\xff\xfe<r/>", "application/xml"))
 def test_parse_params(query: bytes, body: tuple[bytes, str | None]) -> None:
@@ -146,15 +152,14 @@ HEADER_CHARS = st.characters(min_codepoint=0x20, max_codepoint=0xFF)
         st.text(HEADER_CHARS, max_size=300).map(lambda t: "Digest " + t),
         st.lists(
             st.tuples(
-                st.sampled_from(["username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce", "username*", "x"]),
+                st.sampled_from(
+                    ["username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce", "username*", "x"]
+                ),
                 st.text(HEADER_CHARS, max_size=20),
                 st.booleans(),
             ),
             max_size=10,
-        ).map(
-            lambda ps: "Digest "
-            + ", ".join(f'{k}="{v}"' if q else f"{k}={v}" for k, v, q in ps)
-        ),
+        ).map(lambda ps: "Digest " + ", ".join(f'{k}="{v}"' if q else f"{k}={v}" for k, v, q in ps)),
     )
 )
 @example("Digest " + "a=b," * 10000)
@@ -166,10 +171,8 @@ def test_parse_authorization(header: str) -> None:
     except DigestHeaderError:
         return
     if parsed is not None:
-        try:
+        with contextlib.suppress(DigestHeaderError):
             assert parsed.nonce_count >= 0
-        except DigestHeaderError:
-            pass
 
 
 @fuzz
@@ -214,7 +217,9 @@ ADDRESSES = st.one_of(
     forwarded_for=st.one_of(st.none(), st.lists(ADDRESSES, max_size=5).map(", ".join), st.text(max_size=100)),
     forwarded_proto=st.one_of(st.none(), st.text(max_size=20), st.sampled_from(["https", "http, https"])),
 )
-def test_client_info_resolution(peer: str, scheme: str, forwarded_for: str | None, forwarded_proto: str | None) -> None:
+def test_client_info_resolution(
+    peer: str, scheme: str, forwarded_for: str | None, forwarded_proto: str | None
+) -> None:
     proxies = TrustedProxies(["127.0.0.0/8", "10.0.0.0/8", "::1"])
     info = proxies.resolve(peer, scheme, forwarded_for, forwarded_proto)
     assert isinstance(info.https, bool)
