@@ -293,9 +293,7 @@ class DigestSettings:
         "401 challenge.",
         True,
     )
-    realm: str = doc(
-        "Digest realm shown in the challenge; changing it invalidates nothing stored.", "webcallback"
-    )
+    realm: str = doc("Digest realm shown in the challenge (part of what the client hashes).", "webcallback")
     algorithms: tuple[str, ...] = doc(
         "Challenges offered, in order of preference: SHA-256 and/or MD5.", ("SHA-256", "MD5")
     )

@@ -102,3 +102,15 @@ def test_events_and_registered_numbers(db, account_id):
     assert store.registered(account_id) == []
     store.purge(2_000_000.0, counter_age=60, event_age=10)
     assert store.events() == []
+
+
+def test_security_settings_are_checked(tmp_path):
+    from tests.conftest import make_settings
+    from webcallback.config import ConfigError
+    from webcallback.service.container import build_services
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(ConfigError, match=r"security\.digest\.algorithms"):
+        build_services(make_settings(url, security__digest__algorithms="SHA-512"))
+    with pytest.raises(ConfigError, match=r"security\.policy\.refused_types"):
+        build_services(make_settings(url, security__policy__refused_types="PREMIUM"))

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from webcallback.cli.common import config_option, settings_from
-from webcallback.config import settings_as_dict, to_toml
+from webcallback.config import ConfigError, settings_as_dict, to_toml
 
 
 @click.group("config")
@@ -56,7 +56,11 @@ def run(ctx: click.Context) -> None:
             "ssl_keyfile": settings.server.tls_key,
             "ssl_context_factory": lambda _config, _default: cert.context,
         }
-    app = build_app(settings)
+    try:
+        app = build_app(settings)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
     config = uvicorn.Config(
         app,
         host=host,

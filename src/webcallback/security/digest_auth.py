@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from webcallback.config import DigestSettings
+from webcallback.config import ConfigError, DigestSettings
 from webcallback.errors import AuthenticationFailed, BadRequest
 from webcallback.security import digest
 from webcallback.security.digest import DigestHeaderError, DigestResponse, NonceMint
@@ -40,6 +40,9 @@ class DigestAuthenticator:
         keys: list[bytes],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        for algorithm in settings.algorithms:
+            if not digest.supported(algorithm):
+                raise ConfigError("security.digest.algorithms", f"{algorithm!r} is not MD5 or SHA-256")
         self.settings = settings
         self._db = db
         self._store = SecurityStore(db)

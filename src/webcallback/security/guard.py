@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from webcallback.config import Settings
+from webcallback.config import ConfigError, Settings
 from webcallback.engines.base import CallOutcome
 from webcallback.errors import AuthenticationFailed, Forbidden, TooManyRequests
 from webcallback.security import events as ev
 from webcallback.security.events import SecurityEvents
-from webcallback.security.policy import check_number
+from webcallback.security.policy import TYPE_NAMES, check_number
 from webcallback.security.store import SecurityStore, subject_key
 from webcallback.service.auth import Authenticator, Credentials
 from webcallback.store.accounts import Account
@@ -72,6 +72,9 @@ class SecurityGuard:
         spend_meter: SpendMeter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        unknown = set(settings.security.policy.refused_types) - set(TYPE_NAMES.values())
+        if unknown:
+            raise ConfigError("security.policy.refused_types", f"unknown number type {sorted(unknown)[0]}")
         self._sec = settings.security
         self._db = db
         self._store = SecurityStore(db)
