@@ -215,3 +215,12 @@ def test_unused_numbers_are_fine(make_lab, db_url):
     with lab.server() as url:
         reply = httpx.get(url + "/webcallback", params={"u": "alice", "p": "s3cret-Pa55word", "to": DEST})
         assert reply.status_code == 200, reply.text
+
+
+def test_a_finished_callback_does_not_block_a_retry(make_lab, db_url):
+    lab = make_lab(db_url, **HTTP)
+    with lab.server() as url, httpx.Client(base_url=url) as http:
+        first = http.get("/webcallback", params=params()).json()["id"]
+        lab.services.callbacks.transition(first, QUEUED, "failed", reason="destination-busy")
+        retry = http.get("/webcallback", params=params())
+        assert retry.status_code == 200 and retry.json()["id"] != first

@@ -114,3 +114,29 @@ def test_security_settings_are_checked(tmp_path):
         build_services(make_settings(url, security__digest__algorithms="SHA-512"))
     with pytest.raises(ConfigError, match=r"security\.policy\.refused_types"):
         build_services(make_settings(url, security__policy__refused_types="PREMIUM"))
+
+
+def test_security_migration_downgrades_and_upgrades(db):
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("webcallback.store") / "migrations"))
+    tables = {
+        "security_counters",
+        "security_lockouts",
+        "digest_nonces",
+        "callback_slots",
+        "registered_numbers",
+        "security_events",
+    }
+    assert tables <= set(inspect(db.engine).get_table_names())
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0001_initial")
+    assert not tables & set(inspect(db.engine).get_table_names())
+    db.migrate()
+    assert tables <= set(inspect(db.engine).get_table_names())

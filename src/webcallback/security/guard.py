@@ -6,7 +6,8 @@ them:
                        failed logins and locks out past the threshold.
 3. `screen_account`  — per-user request rate.
 4. `check_numbers`   — toll-fraud policy on both normalised numbers; registered callback numbers.
-5. `duplicate_of`    — the same account, same two numbers, within the window: the existing callback.
+5. `duplicate_of`    — the same account, same two numbers, within the window, still in progress:
+                       the existing callback.
 6. `check_daily`     — callbacks and spend per account per 24 hours.
 7. `hold_slot`       — the per-account concurrency slot (atomic in the store); released by
                        `release` when the callback ends (`Services.on_callback_finished`) or when
@@ -37,6 +38,7 @@ from webcallback.service.auth import Authenticator, Credentials
 from webcallback.store.accounts import Account
 from webcallback.store.callbacks import Callback
 from webcallback.store.db import Database
+from webcallback.store.nonces import NonceStore
 
 DAY = 86400
 MINUTE = 60
@@ -78,6 +80,8 @@ class SecurityGuard:
         self._sec = settings.security
         self._db = db
         self._store = SecurityStore(db)
+        self._nonces = NonceStore(db)  # the salted-hash nonces are forgotten here too
+        self._nonce_window = settings.auth.nonce_window
         self.events = events or SecurityEvents(db, persist=settings.security.log_events, clock=clock)
         self.spend_meter = spend_meter
         self._clock = clock
@@ -269,3 +273,4 @@ class SecurityGuard:
             return
         age = 2 * max(MINUTE, self._sec.lockout.window)
         await self._db.run(self._store.purge, self._clock(), counter_age=age, event_age=EVENT_RETENTION)
+        await self._db.run(self._nonces.forget_older_than, self._nonce_window)

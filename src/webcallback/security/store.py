@@ -220,6 +220,8 @@ class SecurityStore:
     # ---- callbacks table reads -------------------------------------------------------------
 
     def recent_duplicate(self, account_id: int, destination: str, callback: str, since: float) -> str | None:
+        """The newest callback for these two numbers created since `since` and still in progress
+        (one that already ended, e.g. busy, does not stop the user from trying again)."""
         with self._db.engine.connect() as conn:
             value = conn.execute(
                 select(callbacks.c.id)
@@ -228,6 +230,7 @@ class SecurityStore:
                     callbacks.c.destination == destination,
                     callbacks.c.callback == callback,
                     callbacks.c.created_at >= _at(since),
+                    callbacks.c.state.not_in(FINAL_STATES),
                 )
                 .order_by(desc(callbacks.c.created_at))
                 .limit(1)
