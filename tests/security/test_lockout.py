@@ -80,3 +80,14 @@ def test_failures_are_security_events(make_lab, db_url):
     assert "lockout" in kinds
     assert all(e["username"] == "alice" and e["client_ip"] == "127.0.0.1" for e in out)
     assert PASSWORD not in json.dumps(out) and "wrong" not in json.dumps(out)
+
+
+def test_a_flood_while_locked_out_is_one_event_a_minute(make_lab, db_url):
+    lab = make_lab(db_url, **LOCKOUT_ENV)
+    with lab.server() as url, httpx.Client(base_url=url) as http:
+        for _ in range(3):
+            http.get("/webcallback", params=params(password="wrong"))
+        replies = [http.get("/webcallback", params=params()).status_code for _ in range(20)]
+    assert set(replies) == {429}
+    locked = json.loads(lab.cli("security", "events", "--kind", "locked", "--json").output)
+    assert len(locked) == 1

@@ -43,6 +43,7 @@ from webcallback.store.nonces import NonceStore
 DAY = 86400
 MINUTE = 60
 PURGE_EVERY = 500
+QUIET_ENTRIES = 10_000
 EVENT_RETENTION = 90 * DAY
 # Failed logins that count towards a lockout; a first request without credentials (the Digest
 # challenge round) or an expired Digest nonce does not.
@@ -86,6 +87,7 @@ class SecurityGuard:
         self.spend_meter = spend_meter
         self._clock = clock
         self._calls = 0
+        self._quiet: dict[str, float] = {}
 
     # ---- 1. the client ---------------------------------------------------------------------
 
@@ -99,7 +101,8 @@ class SecurityGuard:
             )
             > limit
         ):
-            await self.events.record(ev.RATE_LIMITED, "ip-rate", client_ip=client_ip)
+            if self._first_in_a_while("ip-rate:" + client_ip):
+                await self.events.record(ev.RATE_LIMITED, "ip-rate", client_ip=client_ip)
             raise TooManyRequests(RATE_LIMITED, retry_after=MINUTE, error_id="rate-limited")
         denied = {c.upper() for c in self._sec.policy.deny_client_countries}
         if country is not None and country in denied:
@@ -129,7 +132,8 @@ class SecurityGuard:
         until = await self._db.run(self._store.locked_until, self._lock_keys(username, client_ip), now)
         if until is None:
             return
-        await self.events.record(ev.LOCKED, "locked-out", username=username, client_ip=client_ip)
+        if self._first_in_a_while(f"locked:{username}:{client_ip}"):
+            await self.events.record(ev.LOCKED, "locked-out", username=username, client_ip=client_ip)
         wait = max(1, math.ceil(until - now))
         raise TooManyRequests(
             LOCKED_OUT.format(minutes=math.ceil(wait / 60)), retry_after=wait, error_id="locked-out"
@@ -169,9 +173,10 @@ class SecurityGuard:
         limit = self._sec.limits.requests_per_minute_per_user
         key = "rate:" + subject_key("user", account.username)
         if limit and await self._db.run(self._store.hit, key, MINUTE, self._clock()) > limit:
-            await self.events.record(
-                ev.RATE_LIMITED, "user-rate", username=account.username, client_ip=client_ip
-            )
+            if self._first_in_a_while("user-rate:" + account.username):
+                await self.events.record(
+                    ev.RATE_LIMITED, "user-rate", username=account.username, client_ip=client_ip
+                )
             raise TooManyRequests(RATE_LIMITED, retry_after=MINUTE, error_id="rate-limited")
 
     # ---- 4. the numbers --------------------------------------------------------------------
@@ -266,6 +271,17 @@ class SecurityGuard:
         await self.release(callback.id)
 
     # ---- housekeeping ----------------------------------------------------------------------
+
+    def _first_in_a_while(self, key: str) -> bool:
+        """Repeated refusals of one source (a flood while locked out or over a rate) are recorded
+        once a minute per node, so that a flood does not become a flood of event rows."""
+        now = self._clock()
+        if len(self._quiet) > QUIET_ENTRIES:
+            self._quiet.clear()
+        if now - self._quiet.get(key, -math.inf) < MINUTE:
+            return False
+        self._quiet[key] = now
+        return True
 
     async def _housekeeping(self) -> None:
         self._calls += 1
