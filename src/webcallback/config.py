@@ -316,6 +316,61 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class BillingSettings:
+    """Rating and credit (docs/billing.md). Fail closed: with billing on, a number without a rate
+    in the account's plan is refused."""
+
+    enabled: bool = doc(
+        "Rate both legs and reserve credit before dialling. Off: only accounts with no credit left "
+        "are refused, and calls are not charged.",
+        True,
+    )
+    default_plan: str = doc(
+        "Rate plan of accounts that have none, and of unauthenticated rate checks.", "default"
+    )
+    default_currency: str = doc(
+        "Currency of a rate plan created by `rates import` without `--currency`.", "USD"
+    )
+    bill_callback_leg: bool = doc("Charge the callback leg (the user's phone) at its own rate, too.", True)
+    leg_duration: str = doc(
+        "What each leg is charged for: `bridged` (both legs for the time they were connected) or "
+        "`talk` (each leg from its own answer to its end, waiting included).",
+        "bridged",
+        choices=("bridged", "talk"),
+    )
+    min_duration: float = doc(
+        "Seconds of both legs (fees included) the account must afford before a callback is accepted.", 60.0
+    )
+    max_reservation: float = doc(
+        "Longest call, in seconds, credit is reserved for; it caps the callback's maximum duration.", 3600.0
+    )
+    not_enough_credit_message: str = doc(
+        "Message of the 403 when the account cannot afford `min_duration`.",
+        "Not enough credit for this call.",
+    )
+    no_rate_message: str = doc(
+        "Message of the 403 when a number has no rate; `{number}` is replaced.",
+        "Calls to {number} are not available on your plan.",
+    )
+    deck_refresh: float = doc(
+        "Seconds a node trusts its in-memory copy of a rate plan before checking whether it was re-imported.",
+        5.0,
+    )
+    balance_path: str = doc("Path of the balance checker (`genericBalanceCheckUrl`).", "/balance")
+    rate_path: str = doc("Path of the rate checker (`genericRateCheckUrl`).", "/rate")
+    rate_auth: str = doc(
+        "Rate checks: `optional` (credentials, when sent, select the account's plan; else the default "
+        "plan) or `required`.",
+        "optional",
+        choices=("optional", "required"),
+    )
+    no_rate_string: str = doc("`callRateString` of the rate checker for a number without a rate.", "No rate")
+    message_rate_string: str = doc(
+        "`messageRateString` of the rate checker (this service sends no messages).", ""
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -325,6 +380,7 @@ class Settings:
     secrets: SecretSettings = field(default_factory=SecretSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     calls: CallSettings = field(default_factory=CallSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
 

@@ -77,6 +77,8 @@ class Lab:
             "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
             "WEBCALLBACK_ENGINE__KIND": "none",
             "WEBCALLBACK_NUMBERS__GEOIP": "false",
+            # Billing (rates, reservations) has its own suite; here a positive balance admits.
+            "WEBCALLBACK_BILLING__ENABLED": "false",
         }
         self.env.update({f"WEBCALLBACK_{k.upper()}": v for k, v in env.items()})
         if "WEBCALLBACK_SECRETS__KEY_FILE" in self.env:

@@ -11,6 +11,7 @@ from webcallback.cli.common import config_option, echo_json, fail, services_from
 from webcallback.errors import ApiError
 from webcallback.numbers import to_e164
 from webcallback.store.accounts import AccountExists, NoSuchAccount
+from webcallback.store.billing import CreditStore, RateStore
 
 
 def _money(text: str | None) -> Decimal | None:
@@ -54,6 +55,7 @@ def account() -> None:
 @click.option("--credit", default="0", help="Starting balance.")
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--region", help="ISO country for national-format numbers, e.g. US.")
+@click.option("--plan", help="Rate plan (default: billing.default_plan).")
 @config_option
 @click.pass_context
 def add(
@@ -64,11 +66,13 @@ def add(
     credit: str,
     currency: str,
     region: str | None,
+    plan: str | None,
 ) -> None:
-    """Create an account."""
+    """Create an account. A starting credit is recorded in the ledger as a top-up."""
     services = services_from(ctx)
     region = _region(region)
     enc, kid = services.cipher.encrypt(username, password)
+    _check_plan(services, plan)
     try:
         acct = services.accounts.add(
             username,
@@ -76,21 +80,31 @@ def add(
             key_id=kid,
             callback_number=_callback_number(callback_number, region),
             region=region,
-            balance=_money(credit) or Decimal(0),
             currency=currency.upper(),
+            plan=plan,
         )
     except AccountExists:
         fail(f"account {username} already exists")
+        return
+    amount = _money(credit) or Decimal(0)
+    if amount:
+        CreditStore(services.db).topup(acct.id, amount, note="opening balance")
     click.echo(f"added {acct.username}")
+
+
+def _check_plan(services: Any, plan: str | None) -> None:
+    if plan and RateStore(services.db).find_plan(plan) is None:
+        click.echo(f"warning: there is no rate plan {plan} yet (webcallback rates import)", err=True)
 
 
 @account.command("set")
 @click.argument("username")
 @click.option("--password")
 @click.option("--callback-number")
-@click.option("--credit", help="Set the balance to this amount.")
+@click.option("--credit", help="Set the balance to this amount (an adjustment in the ledger).")
 @click.option("--currency")
 @click.option("--region")
+@click.option("--plan", help="Rate plan; an empty value means billing.default_plan.")
 @click.option("--enable/--disable", "enabled", default=None)
 @config_option
 @click.pass_context
@@ -102,11 +116,17 @@ def set_(
     credit: str | None,
     currency: str | None,
     region: str | None,
+    plan: str | None,
     enabled: bool | None,
 ) -> None:
     """Change an account."""
     services = services_from(ctx)
-    values: dict[str, Any] = {}
+    if plan is not None:
+        _check_plan(services, plan)
+        values_plan: dict[str, Any] = {"plan": plan or None}
+    else:
+        values_plan = {}
+    values: dict[str, Any] = dict(values_plan)
     if password is not None:
         values["password_enc"], values["key_id"] = services.cipher.encrypt(username, password)
     if region is not None:
@@ -116,13 +136,16 @@ def set_(
         values["callback_number"] = _callback_number(
             callback_number, values.get("region") or (existing.region if existing else None)
         )
-    if credit is not None:
-        values["balance"] = _money(credit)
     if currency is not None:
         values["currency"] = currency.upper()
     if enabled is not None:
         values["enabled"] = enabled
     _update(services, username, values)
+    if credit is not None:
+        acct = services.accounts.get(username)
+        CreditStore(services.db).set_balance(
+            acct.id, _money(credit) or Decimal(0), note="account set --credit"
+        )
     click.echo(f"updated {username}")
 
 
@@ -194,3 +217,49 @@ def delete(ctx: click.Context, username: str) -> None:
     except NoSuchAccount:
         fail(f"no account {username}")
     click.echo(f"deleted {username}")
+
+
+@account.command("topup")
+@click.argument("username")
+@click.argument("amount")
+@click.option("--note", help="Why (kept in the ledger).")
+@config_option
+@click.pass_context
+def topup(ctx: click.Context, username: str, amount: str, note: str | None) -> None:
+    """Add AMOUNT (positive) to the balance; the ledger records it."""
+    value = _money(amount)
+    if value is None or value <= 0:
+        raise click.BadParameter("the amount must be positive", param_hint="AMOUNT")
+    services = services_from(ctx)
+    acct = services.accounts.find(username)
+    if acct is None:
+        fail(f"no account {username}")
+        return
+    entry = CreditStore(services.db).topup(acct.id, value, note=note)
+    click.echo(
+        f"{username}: +{entry.amount.normalize()} {entry.currency}, balance {entry.balance_after.normalize()}"
+    )
+
+
+@account.command("ledger")
+@click.argument("username")
+@click.option("--limit", type=int, help="At most this many entries (oldest first).")
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@click.pass_context
+def ledger_(ctx: click.Context, username: str, limit: int | None, as_json: bool) -> None:
+    """Every change of the account's balance: top-ups, adjustments, call charges."""
+    services = services_from(ctx)
+    acct = services.accounts.find(username)
+    if acct is None:
+        fail(f"no account {username}")
+        return
+    entries = CreditStore(services.db).ledger(acct.id, limit)
+    if as_json:
+        echo_json([e.as_dict() for e in entries])
+        return
+    for e in entries:
+        click.echo(
+            f"{e.id:6} {e.created_at:%Y-%m-%d %H:%M:%S} {e.kind:7} {e.amount:>14} {e.balance_after:>14} "
+            f"{e.currency} {e.callback_id or ''} {e.note or ''}".rstrip()
+        )

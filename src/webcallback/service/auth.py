@@ -83,7 +83,8 @@ class Authenticator:
         if response is not None and creds.digest is not None:
             return await self._by_digest(response, creds.digest)
         if not creds.username:
-            if self._digest is not None:
+            no_credentials = creds.password is None and creds.nonce is None and creds.hash is None
+            if self._digest is not None and no_credentials:  # the Digest challenge round
                 raise AuthenticationFailed(LOGIN_NEEDED, error_id="missing-credentials")
             raise BadRequest("The username is missing.", error_id="missing-parameter")
         if creds.hash is not None or creds.nonce is not None:

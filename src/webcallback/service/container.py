@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from webcallback.billing.service import BillingService
 from webcallback.config import Settings
 from webcallback.engines.base import CallOutcome
 from webcallback.passwords import PasswordCipher, load_cipher
 from webcallback.security.digest_auth import DigestAuthenticator
 from webcallback.security.guard import SecurityGuard
+from webcallback.security.spend import ChargesSpendMeter
 from webcallback.service.auth import Authenticator
 from webcallback.service.callbacks import CallbackService
 from webcallback.store.accounts import AccountStore
@@ -31,6 +33,8 @@ class Services:
     # Called by the dispatcher once per callback after its final state is stored (billing settles
     # here, webhooks fire here). Each hook must not raise; the dispatcher logs and goes on if it does.
     on_callback_finished: list[FinishedHook] = field(default_factory=list)
+    # Rating, reservations and settlement; None when `billing.enabled` is off.
+    billing: BillingService | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -48,7 +52,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         else None
     )
     authenticator = Authenticator(settings.auth, db, cipher, digest_auth)
-    guard = SecurityGuard(settings, db)
+    billing = BillingService(settings, db) if settings.billing.enabled else None
+    # The daily spend cap reads billing's charges; without billing there is nothing to cap.
+    guard = SecurityGuard(settings, db, spend_meter=ChargesSpendMeter(db) if billing else None)
     services = Services(
         settings=settings,
         db=db,
@@ -56,7 +62,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         accounts=AccountStore(db),
         callbacks=CallbackStore(db),
         authenticator=authenticator,
-        callback_service=CallbackService(settings, db, authenticator, guard=guard),
+        callback_service=CallbackService(settings, db, authenticator, credit=billing, guard=guard),
+        on_callback_finished=[billing.settle] if billing else [],
+        billing=billing,
     )
     # The per-user concurrency slot is given back when the callback ends.
     services.on_callback_finished.append(guard.on_callback_finished)

@@ -36,6 +36,7 @@ class Account:
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    plan: str | None = None  # rate plan; None: the configured default plan
 
     @property
     def available(self) -> Decimal:
@@ -52,6 +53,7 @@ class Account:
             "reserved": str(self.reserved.normalize()),
             "currency": self.currency,
             "enabled": self.enabled,
+            "plan": self.plan,
             "created_at": self.created_at.isoformat(),
         }
 
@@ -84,6 +86,7 @@ class AccountStore:
         region: str | None = None,
         balance: Decimal = Decimal(0),
         currency: str = "USD",
+        plan: str | None = None,
     ) -> Account:
         now = _now()
         values = dict(
@@ -96,6 +99,7 @@ class AccountStore:
             reserved=Decimal(0),
             currency=currency,
             enabled=True,
+            plan=plan,
             created_at=now,
             updated_at=now,
         )
@@ -123,7 +127,16 @@ class AccountStore:
         return [_row_to_account(r) for r in rows]
 
     def update(self, username: str, **values: Any) -> Account:
-        allowed = {"password_enc", "key_id", "callback_number", "region", "balance", "currency", "enabled"}
+        allowed = {
+            "password_enc",
+            "key_id",
+            "callback_number",
+            "region",
+            "balance",
+            "currency",
+            "enabled",
+            "plan",
+        }
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"cannot set {sorted(unknown)}")

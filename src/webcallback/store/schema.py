@@ -40,6 +40,8 @@ accounts = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Rate plan (billing, migration 0003); NULL: `billing.default_plan`.
+    Column("plan", String(64)),
 )
 
 used_nonces = Table(

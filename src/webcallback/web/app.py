@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from webcallback.errors import ApiError, TooManyRequests
 from webcallback.service.callbacks import CallbackRequest
 from webcallback.service.container import Services
+from webcallback.web.billing_routes import BillingApi
 from webcallback.web.client_info import TrustedProxies
 from webcallback.web.inputs import read_input, response_format
 from webcallback.web.openapi import openapi_document
@@ -84,12 +85,15 @@ class WebCallbackApi:
     def routes(self) -> list[BaseRoute]:
         path = "/" + self.settings.api.path.strip("/")
         methods = ["GET", "POST"]
-        return [
+        routes: list[BaseRoute] = [
             Route(path, self.webcallback, methods=methods),
             Route(path + "/", self.webcallback, methods=methods),
             Route("/healthz", self.health, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
+        if self.services.billing is not None:
+            routes += BillingApi(self, self.services.billing).routes()
+        return routes
 
 
 def create_app(
