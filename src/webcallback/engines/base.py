@@ -89,7 +89,7 @@ class LegRecord:
 
     role: LegRole
     number: str
-    final_state: LegState
+    final_state: LegState  # the furthest state the leg reached (IDLE: never dialled; BRIDGED: talked)
     sip_code: int | None = None
     reason: str | None = None
     ended_by: EndedBy | None = None
