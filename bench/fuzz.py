@@ -72,7 +72,18 @@ def start_server(tmp: Path, db_url: str) -> tuple[subprocess.Popen[bytes], str, 
     }
     cli = [sys.executable, "-m", "webcallback"]
     subprocess.run(
-        [*cli, "account", "add", USER, "--password", PASSWORD, "--credit", "1000000"],
+        [
+            *cli,
+            "account",
+            "add",
+            USER,
+            "--password",
+            PASSWORD,
+            "--credit",
+            "1000000",
+            "--callback-number",
+            "+12025550199",
+        ],
         env=env,
         cwd=tmp,
         check=True,

@@ -124,7 +124,24 @@ def _value(rng: random.Random, name: str) -> str:
     return rng.choice(STRINGS)
 
 
+def _valid_pairs(rng: random.Random) -> list[tuple[str, str]]:
+    """A request that should be accepted, then (usually) one field changed: reaches the policy,
+    duplicate, limit and admission paths, not only the parsers."""
+    pairs = [
+        ("targetNumber", rng.choice(GOOD_NUMBERS)),
+        ("callbackNumber", rng.choice(GOOD_NUMBERS)),
+        ("username", USER),
+        ("password", PASSWORD),
+    ]
+    if rng.random() < 0.7:
+        i = rng.randrange(len(pairs))
+        pairs[i] = (pairs[i][0], _value(rng, pairs[i][0]))
+    return pairs
+
+
 def _pairs(rng: random.Random) -> list[tuple[str, str]]:
+    if rng.random() < 0.3:
+        return _valid_pairs(rng)
     core = ["targetNumber", "callbackNumber", "username", "password"]
     names = [n for n in core if rng.random() < 0.85] + rng.sample(NAMES, rng.randint(0, 4))
     if rng.random() < 0.1:

@@ -36,7 +36,9 @@ def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         db_url = request.getfixturevalue("pg_server").create_database()
     lab = Lab(db_url, tmp, **FUZZ_ENV)
     enc, kid = lab.services.cipher.encrypt(USER, PASSWORD)
-    lab.services.accounts.add(USER, password_enc=enc, key_id=kid, balance=Decimal(1000))
+    lab.services.accounts.add(
+        USER, password_enc=enc, key_id=kid, balance=Decimal(1000), callback_number="+12025550199"
+    )
     with serve(create_app(lab.services)) as url:
         yield url
         assert httpx.get(url + "/healthz").status_code == 200  # still serving after it all
