@@ -24,7 +24,7 @@ from tests.security.fuzzcases import PASSWORD, USER, Case, corpus, random_case
 from tests.security.test_fuzz_openapi import FUZZ_ENV
 from webcallback.web.app import create_app
 
-EXAMPLES = int(os.environ.get("WEBCALLBACK_FUZZ_EXAMPLES", "1000"))
+EXAMPLES = int(os.environ.get("WEBCALLBACK_FUZZ_EXAMPLES", "2000"))
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -18,7 +18,7 @@ from webcallback.config import load_settings
 from webcallback.web.app import create_app
 from webcallback.web.openapi import openapi_document
 
-EXAMPLES = int(os.environ.get("WEBCALLBACK_SCHEMATHESIS_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("WEBCALLBACK_SCHEMATHESIS_EXAMPLES", "600"))
 
 # The whole surface, with the limits off so that generated requests reach the deep code paths
 # rather than stopping at a 429 (the limits have their own tests).

@@ -24,7 +24,7 @@ from webcallback.web.client_info import TrustedProxies
 from webcallback.web.params import body_format_of, parse_params, pick
 from webcallback.web.responses import choose_format
 
-N = int(os.environ.get("WEBCALLBACK_FUZZ_PARSER_EXAMPLES", "300"))
+N = int(os.environ.get("WEBCALLBACK_FUZZ_PARSER_EXAMPLES", "500"))
 fuzz = settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 CONTENT_TYPES = st.one_of(

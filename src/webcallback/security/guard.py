@@ -94,13 +94,8 @@ class SecurityGuard:
     async def screen_client(self, client_ip: str, country: str | None) -> None:
         await self._housekeeping()
         limit = self._sec.limits.requests_per_minute_per_ip
-        if (
-            limit
-            and await self._db.run(
-                self._store.hit, "rate:" + subject_key("ip", client_ip), MINUTE, self._clock()
-            )
-            > limit
-        ):
+        key = "rate:" + subject_key("ip", client_ip)
+        if limit and await self._db.run(self._store.hit, key, MINUTE, self._clock()) > limit:
             if self._first_in_a_while("ip-rate:" + client_ip):
                 await self.events.record(ev.RATE_LIMITED, "ip-rate", client_ip=client_ip)
             raise TooManyRequests(RATE_LIMITED, retry_after=MINUTE, error_id="rate-limited")
