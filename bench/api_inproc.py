@@ -4,7 +4,8 @@ Companion to `api_throughput.py` for optimisation work on a noisy shared machine
 ASGI app (`bench/api_app.py`: the real app + raw-ASGI `/hello`) directly with a prepared scope, each
 call a JSON POST with a fresh nonce and its sha1 hash, on a real SQLite file (or `--db-url`), and
 reports CPU time per request (`time.process_time`, so time lost to other tenants' processes does not
-count) as the median of `--repeat` batches. `--profile` adds a cProfile of one batch.
+count) as the median of `--repeat` batches. `--profile` adds a cProfile of one batch. Set WCB_SRC to
+measure another source tree (before/after comparisons).
 
     PYTHONPATH=src /work/venv/bin/python bench/api_inproc.py --requests 2000 --repeat 5
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH.parent / "src"), str(BENCH.parent), str(BENCH)]
+sys.path[:0] = [os.environ.get("WCB_SRC", str(BENCH.parent / "src")), str(BENCH.parent), str(BENCH)]
 
 import api_app  # noqa: E402
 import api_throughput as at  # noqa: E402

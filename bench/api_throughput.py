@@ -51,7 +51,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+sys.path[:0] = [os.environ.get("WCB_SRC", str(ROOT / "src")), str(ROOT)]
 
 from webcallback.config import load_settings  # noqa: E402
 from webcallback.service.container import build_services  # noqa: E402
@@ -77,6 +77,7 @@ class RunResult:
     p50_ms: float
     p99_ms: float
     server_cores: float  # CPU of the server's process tree, in cores, over the run
+    server_us_per_req: float  # server CPU per answered request: less sensitive to other tenants
     wrk_cores: float
     foreign_cores: float  # CPU of everything else on the machine
     wrk_us_per_req: float
@@ -197,9 +198,11 @@ def server_command(server: str, workers: int, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_server(server: str, workers: int, env: dict[str, str], log: Path) -> Iterator[tuple[int, str]]:
+def running_server(
+    server: str, workers: int, env: dict[str, str], log: Path, src: Path
+) -> Iterator[tuple[int, str]]:
     port = free_port()
-    full_env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'src'}:{BENCH}"}
+    full_env = {**os.environ, **env, "PYTHONPATH": f"{src}:{BENCH}"}
     with open(log, "ab") as log_fh:
         proc = subprocess.Popen(
             server_command(server, workers, port),
@@ -327,7 +330,8 @@ def bench_config(db: str, server: str, workers: int, args: argparse.Namespace, o
             env = settings_env(url)
             prepare_database(env)
             accepted = 0
-            with running_server(server, workers, env, workdir / "server.log") as (pid, base):
+            log = workdir / "server.log"
+            with running_server(server, workers, env, log, Path(args.src)) as (pid, base):
                 sanity_check(base)
                 accepted += 1
                 for path in ("/hello", "/webcallback"):  # warm-up, not recorded
@@ -356,12 +360,13 @@ def bench_config(db: str, server: str, workers: int, args: argparse.Namespace, o
                             p50_ms=res["p50_ms"],
                             p99_ms=res["p99_ms"],
                             server_cores=round(srv, 3),
+                            server_us_per_req=round(srv * 1e6 / max(res["rps"], 1), 1),
                             wrk_cores=round(wrk, 3),
                             foreign_cores=round(foreign, 3),
                             wrk_us_per_req=round(wrk_cpu / max(res["requests"], 1) * 1e6, 2),
                         )
                         results.append(rr)
-                        out.write(json.dumps(asdict(rr)) + "\n")
+                        out.write(json.dumps({**asdict(rr), "label": args.label}) + "\n")
                         out.flush()
                         print(
                             f"  {db:8} {server:8} w={workers} {rr.endpoint:8} run {run}: {rr.rps:9.0f} req/s"
@@ -383,8 +388,8 @@ def summarise(results: list[RunResult]) -> str:
     lines = [
         "| db | server | workers | hello req/s (median [min–max]) | hello p99 ms "
         "| callback req/s (median [min–max]) | callback p99 ms "
-        "| ratio of medians | median of per-pair ratios |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| ratio of medians | median of per-pair ratios | server CPU µs/req hello / callback |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     keys = sorted({(r.db, r.server, r.workers) for r in results}, key=lambda k: (k[0], k[1], k[2]))
     for db, server, workers in keys:
@@ -403,7 +408,9 @@ def summarise(results: list[RunResult]) -> str:
             f" | {statistics.median(c_rps):,.0f} [{min(c_rps):,.0f}–{max(c_rps):,.0f}]"
             f" | {statistics.median(r.p99_ms for r in cb):.1f}"
             f" | {statistics.median(c_rps) / statistics.median(h_rps):.2f}"
-            f" | {statistics.median(pairs):.2f} |"
+            f" | {statistics.median(pairs):.2f}"
+            f" | {statistics.median(r.server_us_per_req for r in hello):.0f}"
+            f" / {statistics.median(r.server_us_per_req for r in cb):.0f} |"
         )
     return "\n".join(lines)
 
@@ -421,13 +428,20 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--wait-idle", type=float, default=30, help="max seconds to wait for an idle machine")
+    parser.add_argument("--src", default=str(ROOT / "src"), help="source tree the server runs (A/B runs)")
+    parser.add_argument("--label", default="", help="tag stored with every result row")
     parser.add_argument("--out", default=None, help="JSON-lines file (default var/bench/api-<time>.jsonl)")
     parser.add_argument("--summary", default=None, help="summarise an existing --out file and exit")
     args = parser.parse_args()
     if args.summary:
-        rows = [RunResult(**json.loads(line)) for line in Path(args.summary).read_text().splitlines() if line]
+        rows = []
+        for line in Path(args.summary).read_text().splitlines():
+            if line and (data := json.loads(line)).get("label", "") == args.label:
+                data.pop("label", None)
+                rows.append(RunResult(**data))
         print(summarise(rows))
         return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server is stopped on kill
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     out_path = Path(args.out or ROOT / "var" / "bench" / time.strftime("api-%Y%m%dT%H%M%S.jsonl"))
