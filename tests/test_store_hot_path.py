@@ -52,3 +52,23 @@ def test_create_keeps_a_given_id(services: Services) -> None:
     cid = os.urandom(8).hex()
     created = services.callbacks.create(id=cid, username="bob", destination="+1555", callback="+1556")
     assert created.id == cid == services.callbacks.get(cid).id
+
+
+def test_find_account(services: Services) -> None:
+    account_id = _account_id(services)
+    found = services.accounts.find("alice")
+    assert found is not None and found.id == account_id and found.balance == Decimal(5)
+    assert services.accounts.find("nobody") is None
+
+
+def test_nonce_is_claimed_once_per_account(services: Services) -> None:
+    account_id = _account_id(services)
+    nonces = services.authenticator._nonces
+    assert nonces.claim(account_id, "n-0001") is True
+    assert nonces.claim(account_id, "n-0001") is False
+    assert nonces.claim(account_id, "n-0002") is True
+
+
+def test_create_refuses_unknown_columns(services: Services) -> None:
+    with pytest.raises(Exception, match=r"(?i)unconsumed column names"):
+        services.callbacks.create(username="bob", destination="+1555", callback="+1556", colour="red")
