@@ -37,11 +37,11 @@ run: system-run install
 
 test: system-test install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests $(wildcard bench)
 	$(VENV)/bin/mypy
 
 lint:
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests $(wildcard bench)
 
 typecheck:
 	$(VENV)/bin/mypy

@@ -181,6 +181,17 @@ class SipSettings:
     password: Secret | None = doc("Digest password for the trunk.", None)
     from_domain: str | None = doc("Host part of the From header; default: the trunk's host.", None)
     flow: str = doc("RFC 3725 flow: `III` (recommended for humans) or `I`.", "III", choices=("III", "I"))
+    udp_workers: int = doc(
+        "UDP receiver threads, and as many sender threads, of the SIP stack (sippy's own default is 3; "
+        "under the GIL one of each costs less CPU). Process-wide: the first engine started sets it.",
+        1,
+    )
+    linger: float = doc(
+        "Seconds a finished call's SIP state is kept to absorb late retransmissions (sippy's default, "
+        "32, is safe on any network; a few seconds keeps memory down at high call rates on a LAN). "
+        "Process-wide: the first engine started sets it.",
+        32.0,
+    )
 
 
 @dataclass(frozen=True)

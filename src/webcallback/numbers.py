@@ -34,6 +34,10 @@ def to_e164(raw: str, region: str | None, *, what: str = "number") -> str:
 @lru_cache(maxsize=4096)
 def _to_e164(raw: str, region: str | None, what: str) -> str:
     text = raw.strip()
+    if raw.startswith(" ") and text[:1].isdigit():
+        # An app that does not URL-encode its template sends "+1555..." and form decoding turns
+        # the "+" into a space: a leading space before digits is taken back as the "+".
+        text = "+" + text
     if not text:
         raise InvalidNumber(f"The {what} is empty.")
     if len(text) > MAX_INPUT or not _ALLOWED.match(text):

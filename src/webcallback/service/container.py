@@ -14,7 +14,6 @@ from webcallback.store.accounts import AccountStore
 from webcallback.store.callbacks import Callback, CallbackStore
 from webcallback.store.db import Database
 
-
 FinishedHook = Callable[[Callback, CallOutcome], Awaitable[None]]
 
 

@@ -6,9 +6,10 @@ from starlette.applications import Starlette
 
 from webcallback.config import Settings
 from webcallback.service.container import build_services
+from webcallback.service.maintenance import housekeeping
 from webcallback.web.app import create_app
 
 
 def build_app(settings: Settings) -> Starlette:
     services = build_services(settings)
-    return create_app(services)
+    return create_app(services, lifespan_hooks=[housekeeping])

@@ -1,0 +1,56 @@
+"""How a finished session is summed up for the dispatcher and the CDR."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from webcallback.engines.base import CallOutcome, EndedBy
+
+if TYPE_CHECKING:
+    from webcallback.core.leg import Leg
+    from webcallback.core.session import CallbackSession
+
+# Final responses that mean "the person is there but won't take it" vs "nobody picked up".
+_BUSY = frozenset({486, 600})
+_DECLINED = frozenset({603})
+_NO_ANSWER = frozenset({408, 480, 487})
+
+
+def build_outcome(session: CallbackSession) -> CallOutcome:
+    bridged_at, unbridged_at = session.bridged_at, session.unbridged_at
+    bridged_s = round(unbridged_at - bridged_at, 3) if bridged_at is not None and unbridged_at else 0.0
+    return CallOutcome(
+        callback_id=session.spec.callback_id,
+        completed=bridged_at is not None,
+        reason="completed" if bridged_at is not None else _failure_reason(session.ended_order),
+        legs={role: leg.record() for role, leg in session.legs.items()},
+        bridged_at=bridged_at,
+        bridged_s=max(bridged_s, 0.0),
+    )
+
+
+def _failure_reason(ended_order: list[Leg]) -> str:
+    """Named after the leg that ended first for a reason of its own, e.g. `destination-busy`."""
+    cause = next((leg for leg in ended_order if leg.ended_by is not EndedBy.PEER_LEG), None)
+    if cause is None or cause.ended_by is None:
+        return "failed"
+    by = cause.ended_by
+    if by is EndedBy.REMOTE:
+        return f"{cause.role.value}-{_remote_kind(cause.code)}"
+    if by is EndedBy.TIMEOUT:
+        return f"{cause.role.value}-no-answer"
+    if by is EndedBy.ERROR:
+        return f"{cause.role.value}-error"
+    return {EndedBy.LOCAL: "cancelled", EndedBy.SHUTDOWN: "shutdown"}.get(by, by.value)
+
+
+def _remote_kind(code: int | None) -> str:
+    if code is None or code < 300:
+        return "hung-up"  # answered (or never finally answered), then BYE before the bridge
+    if code in _BUSY:
+        return "busy"
+    if code in _DECLINED:
+        return "declined"
+    if code in _NO_ANSWER:
+        return "no-answer"
+    return "failed"

@@ -1,0 +1,207 @@
+"""Real SIP peers for the engine tests: SIPp phones and a Kamailio proxy on 127.0.0.1.
+
+Each phone is one SIPp UAS on a free port that plays one scenario from `webcallback/lab/scenarios`
+for one call, wrapped in coreutils `timeout` (SIPp's own -timeout does not stop a stuck call).
+A phone's number ends in its port, the lab's numbering plan: `+1555` + 7 digits, last five = port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webcallback.lab import KAMAILIO_CFG, SCENARIOS_DIR
+
+SIPP = shutil.which("sipp")
+KAMAILIO = shutil.which("kamailio")
+HARD_LIMIT_S = 40  # coreutils timeout around every SIPp
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def udp_port_bound(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def wait_bound(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not udp_port_bound(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not bind 127.0.0.1:{port} (exit {proc.poll()})")
+        time.sleep(0.02)
+
+
+def number_for(port: int) -> str:
+    return f"+155500{port:05d}"
+
+
+def loopback_next_hop(number: str) -> tuple[str, int]:
+    """Direct tests (no proxy): each number is sent straight to the phone on its port."""
+    return "127.0.0.1", int(number[-5:])
+
+
+@dataclass
+class SipMessage:
+    direction: str  # "sent" | "received"
+    at: float  # seconds, SIPp's wall clock
+    text: str
+
+    @property
+    def first_line(self) -> str:
+        return self.text.split("\n", 1)[0].strip()
+
+    @property
+    def method(self) -> str:
+        return "" if self.first_line.startswith("SIP/2.0") else self.first_line.split(" ", 1)[0]
+
+    @property
+    def status(self) -> int | None:
+        parts = self.first_line.split(" ")
+        return int(parts[1]) if parts[0] == "SIP/2.0" else None
+
+    @property
+    def cseq_method(self) -> str:
+        m = re.search(r"^CSeq:\s*\d+\s+(\w+)", self.text, re.M | re.I)
+        return m.group(1) if m else ""
+
+    def headers(self, name: str) -> list[str]:
+        return re.findall(rf"^{name}:\s*(.*?)\s*$", self.head, re.M | re.I)
+
+    @property
+    def head(self) -> str:
+        return self.text.split("\n\n", 1)[0]
+
+    @property
+    def body(self) -> str:
+        parts = self.text.split("\n\n", 1)
+        return parts[1] if len(parts) > 1 else ""
+
+
+_TRACE_SPLIT = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d\s[\d:.]+)\s*$", re.M)
+
+
+def parse_trace(text: str) -> list[SipMessage]:
+    """SIPp's -trace_msg file: a dashed line with the time, a direction line, then the message."""
+    chunks = _TRACE_SPLIT.split(text.replace("\r\n", "\n"))
+    out = []
+    for stamp, chunk in zip(chunks[1::2], chunks[2::2], strict=False):
+        head, _, message = chunk.strip("\n").partition("\n")
+        direction = "received" if "received" in head else "sent"
+        at = time.mktime(time.strptime(stamp.split(".")[0], "%Y-%m-%d %H:%M:%S")) + float(
+            "0." + stamp.split(".")[1]
+        )
+        out.append(SipMessage(direction, at, message.strip("\n") + "\n"))
+    return out
+
+
+@dataclass
+class Phone:
+    scenario: str
+    port: int
+    media_port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    rc: int | None = None
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def number(self) -> str:
+        return number_for(self.port)
+
+    @property
+    def trace_file(self) -> Path:
+        return self.workdir / f"{self.port}_msg.log"
+
+    def start(self, ring_ms: int | None = None, talk_ms: int | None = None, calls: int = 1) -> Phone:
+        assert SIPP is not None
+        scenario = SCENARIOS_DIR / self.scenario
+        if talk_ms is not None:  # SIPp cannot take a variable as a recv timeout: edit a copy
+            text = scenario.read_text().replace('timeout="3000"', f'timeout="{talk_ms}"')
+            scenario = self.workdir / f"{self.port}_{self.scenario}"
+            scenario.write_text(text)
+        knobs = ["-set", "RING_MS", str(ring_ms)] if ring_ms is not None else []
+        self.args = [
+            "timeout", str(HARD_LIMIT_S), SIPP, "-sf", str(scenario), "-i", "127.0.0.1",
+            "-p", str(self.port), "-mp", str(self.media_port), "-m", str(calls), "-nostdin",
+            "-timeout", "30", "-trace_msg", "-message_file", str(self.trace_file),
+            "-trace_err", "-error_file", str(self.workdir / f"{self.port}_err.log"), *knobs,
+        ]  # fmt: skip
+        out = (self.workdir / f"{self.port}_sipp.out").open("wb")
+        self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)
+        wait_bound(self.port, self.proc, f"SIPp {self.scenario}")
+        return self
+
+    async def verdict(self, timeout: float = 20.0) -> int:
+        """SIPp's exit code: 0 when the call went through the whole scenario."""
+        assert self.proc is not None
+        self.rc = await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout)
+        return self.rc
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def messages(self) -> list[SipMessage]:
+        if not self.trace_file.exists():
+            return []
+        return parse_trace(self.trace_file.read_text(errors="replace"))
+
+    def received(self, method: str) -> list[SipMessage]:
+        return [m for m in self.messages() if m.direction == "received" and m.method == method]
+
+    def sent_status(self, status: int, cseq_method: str = "INVITE") -> list[SipMessage]:
+        return [
+            m for m in self.messages()
+            if m.direction == "sent" and m.status == status and m.cseq_method == cseq_method
+        ]  # fmt: skip
+
+    def debug(self) -> str:
+        out = self.workdir / f"{self.port}_sipp.out"
+        err = self.workdir / f"{self.port}_err.log"
+        tail = out.read_text(errors="replace")[-1500:] if out.exists() else ""
+        errors = err.read_text(errors="replace")[-1500:] if err.exists() else ""
+        return f"{self.scenario} on {self.port} rc={self.rc}\n{tail}\n{errors}"
+
+
+@contextlib.contextmanager
+def kamailio(workdir: Path) -> Iterator[int]:
+    """A record-routing Kamailio on a free loopback port, in the foreground; yields its port."""
+    assert KAMAILIO is not None
+    port = free_udp_port()
+    rundir = workdir / "kamailio-run"
+    rundir.mkdir(exist_ok=True)
+    log = (workdir / "kamailio.log").open("wb")
+    args = [
+        "timeout", "600", KAMAILIO, "-f", str(KAMAILIO_CFG), "-l", f"udp:127.0.0.1:{port}",
+        "-DD", "-E", "-m", "32", "-M", "4", "-Y", str(rundir), "-w", str(rundir),
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_bound(port, proc, "kamailio")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
