@@ -182,7 +182,7 @@ def make_engine(args: argparse.Namespace, listen: str) -> TelephonyEngine:
     from webcallback.config import SipSettings
 
     SipEngine = importlib.import_module("webcallback.engines.sip").SipEngine  # branch `sip`
-    settings = SipSettings(listen=listen, udp_workers=args.udp_workers, linger=args.linger)  # type: ignore[call-arg]
+    settings = SipSettings(listen=listen, udp_workers=args.udp_workers, linger=args.linger)
     engine: TelephonyEngine = SipEngine(settings, next_hop=lambda number: ("127.0.0.1", int(number[-5:])))
     return engine
 
