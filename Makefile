@@ -6,9 +6,9 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
-# Debian packages: the venv module, SIPp (phone lab and SIP tests), Kamailio (proxy tests),
-# PostgreSQL (store tests start their own server).
-RUN_DEBS  := python3-venv sip-tester
+# Debian packages: the venv module, SIPp (phone lab and SIP tests), curl (the lab's printed
+# commands), Kamailio (proxy tests), PostgreSQL (store tests start their own server).
+RUN_DEBS  := python3-venv sip-tester curl
 TEST_DEBS := $(RUN_DEBS) kamailio postgresql
 
 .PHONY: install run test lint typecheck bench docs clean system-run system-test
@@ -46,8 +46,11 @@ lint:
 typecheck:
 	$(VENV)/bin/mypy
 
+# The load generator (wrk) and the packet capture the SIP benchmark uses (tcpdump); see BENCHMARKS.md.
 bench: system-test install
-	$(PY) bench/api_throughput.py
+	@missing=$$(for p in wrk tcpdump; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; fi
+	PYTHONPATH=src $(PY) bench/api_throughput.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from webcallback.cli.common import config_option, echo_json, fail, services_from
@@ -38,13 +40,35 @@ def list_(ctx: click.Context, limit: int, state: str | None, username: str | Non
 @config_option
 @click.pass_context
 def show(ctx: click.Context, callback_id: str, as_json: bool) -> None:
-    """One callback with its legs."""
-    record = services_from(ctx).callbacks.find(callback_id)
-    if record is None:
+    """One callback with its legs and CDR."""
+    from webcallback.service.status import StatusService
+
+    view = StatusService(services_from(ctx).db).show(callback_id)
+    if view is None:
         fail(f"no callback {callback_id}")
         return
     if as_json:
-        echo_json(record.as_dict())
+        echo_json(view)
         return
-    for key, value in record.as_dict().items():
-        click.echo(f"{key:14} {'' if value is None else value}")
+    legs, cdr = view.pop("legs"), view.pop("cdr")
+    for key, value in view.items():
+        click.echo(f"{key:14} {_text(value)}")
+    for role, leg in legs.items():
+        click.echo(f"\nleg {role}:" + ("" if leg else " (not dialled)"))
+        for key, value in (leg or {}).items():
+            click.echo(f"  {key:12} {_text(value)}")
+    click.echo("\ncdr:" + ("" if cdr else " (not yet: the callback has not ended)"))
+    if cdr:
+        _echo_cdr(cdr)
+
+
+def _echo_cdr(cdr: dict[str, Any]) -> None:
+    for key, value in cdr.items():
+        if key != "legs":
+            click.echo(f"  {key:12} {_text(value)}")
+    for role, times in cdr["legs"].items():
+        click.echo(f"  {role:12} " + "  ".join(f"{k}={_text(v)}" for k, v in times.items()))
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)

@@ -1,15 +1,29 @@
-"""Builds the ASGI app for `webcallback run` from settings: services, engine, dispatcher."""
+"""Builds the ASGI app for `webcallback run` from settings: services, the status API, and the
+lifespan hooks, in order: housekeeping; the phone lab's phones (first run, no trunk); the engine and
+dispatcher (`[engine] kind = "sip"`); then the lab's demo account and instructions. They stop in
+reverse, so the dispatcher drains or hangs up before the engine and the lab's phones stop."""
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 
 from webcallback.config import Settings
+from webcallback.lab.demo import plan_lab
 from webcallback.service.container import build_services
 from webcallback.service.maintenance import housekeeping
-from webcallback.web.app import create_app
+from webcallback.service.telephony import EngineFactory, sip_engine, telephony_hook
+from webcallback.web.app import LifespanHook, create_app
+from webcallback.web.status import StatusApi
 
 
-def build_app(settings: Settings) -> Starlette:
+def build_app(settings: Settings, *, engine_factory: EngineFactory = sip_engine) -> Starlette:
+    settings, lab = plan_lab(settings)
     services = build_services(settings)
-    return create_app(services, lifespan_hooks=[housekeeping])
+    hooks: list[LifespanHook] = [housekeeping]
+    if lab is not None:
+        hooks.append(lab.phones_hook)
+    if settings.engine.kind != "none":
+        hooks.append(telephony_hook(engine_factory))
+    if lab is not None:
+        hooks.append(lab.announce_hook)
+    return create_app(services, extra_routes=StatusApi(services).routes(), lifespan_hooks=hooks)

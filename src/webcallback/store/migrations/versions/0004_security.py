@@ -1,14 +1,14 @@
 """Security: counters, lockouts, Digest nonces, callback slots, registered numbers, events.
 
 Revision ID: 0004_security
-Revises: 0003_billing
+Revises: 0004_merge_telephony_billing
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_security"
-down_revision = "0003_billing"
+down_revision = "0004_merge_telephony_billing"
 branch_labels = None
 depends_on = None
 

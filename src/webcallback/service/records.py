@@ -1,0 +1,138 @@
+"""Recording one callback's life for the dispatcher: progress as it happens, then the end, once.
+
+`ProgressLog` is the `on_progress` callback an engine gets: it may be called from any thread, never
+blocks, and writes the events in order on the event loop. `CallRecorder.finish` stores the final
+state and the CDR in one transaction, then calls `Services.on_callback_finished` hooks; `fail`
+does the same for a callback that ended without an outcome (engine error, crash, shutdown).
+Hooks run only when this process moved the callback to its final state, so at most once each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+from webcallback.engines.base import CallOutcome, EndedBy, LegRecord, LegRole, LegState, ProgressEvent
+from webcallback.service.container import Services
+from webcallback.store.callbacks import BRIDGED, COMPLETED, DIALING, FAILED, Callback
+from webcallback.store.telephony import TelephonyStore
+
+log = logging.getLogger(__name__)
+
+
+class CallRecorder:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._db = services.db
+        self.store = TelephonyStore(services.db)
+
+    async def progress(self, callback: Callback, event: ProgressEvent) -> None:
+        number = callback.callback if event.leg is LegRole.CALLBACK else callback.destination
+        await self._db.run(self.store.record_progress, event, number)
+        if event.state is LegState.BRIDGED:
+            await self._db.run(self._services.callbacks.transition, callback.id, DIALING, BRIDGED)
+
+    async def finish(self, callback: Callback, outcome: CallOutcome) -> None:
+        await self._db.run(self.store.record_final_legs, callback.id, outcome.legs)
+        state = COMPLETED if outcome.completed else FAILED
+        stored = await self._db.run(self.store.finish, callback, state, outcome)
+        if not stored:
+            log.warning(
+                "callback %s was already final; its outcome %s is dropped", callback.id, outcome.reason
+            )
+            return
+        log.info("callback %s %s (%s, bridged %.1f s)", callback.id, state, outcome.reason, outcome.bridged_s)
+        await self._call_hooks(callback.id, outcome)
+
+    async def fail(self, callback: Callback, reason: str) -> None:
+        """End a callback the engine gave no outcome for; legs still open are closed."""
+        await self._db.run(self.store.close_open_legs, callback.id, reason)
+        legs = await self._db.run(self.store.legs, callback.id)
+        await self.finish(callback, outcome_from_legs(callback.id, reason, legs))
+
+    async def recover(self, node: str) -> int:
+        """Fail what this node left in flight when it last stopped without finishing (a crash)."""
+        stale = await self._db.run(self.store.in_flight, node)
+        for callback in stale:
+            log.warning(
+                "callback %s was %s when this node stopped: marking it interrupted",
+                callback.id,
+                callback.state,
+            )
+            await self.fail(callback, "interrupted")
+        return len(stale)
+
+    async def _call_hooks(self, callback_id: str, outcome: CallOutcome) -> None:
+        final = await self._db.run(self._services.callbacks.get, callback_id)
+        for hook in self._services.on_callback_finished:
+            try:
+                await hook(final, outcome)
+            except Exception:
+                log.exception("callback %s: finished-hook %r failed; skipped", callback_id, hook)
+
+
+def outcome_from_legs(callback_id: str, reason: str, legs: dict[str, dict[str, Any]]) -> CallOutcome:
+    """An outcome rebuilt from stored leg rows. Talk time that was not reported is unknown, so
+    `bridged_s` is 0: nobody is charged for a call whose end nobody saw."""
+    records = {LegRole(role): _leg_record(LegRole(role), row) for role, row in legs.items()}
+    bridged = [row["bridged_at"] for row in legs.values() if row.get("bridged_at")]
+    bridged_at = min(bridged).timestamp() if bridged else None
+    return CallOutcome(
+        callback_id=callback_id, completed=False, reason=reason, legs=records, bridged_at=bridged_at
+    )
+
+
+def _leg_record(role: LegRole, row: dict[str, Any]) -> LegRecord:
+    def ts(name: str) -> float | None:
+        value: datetime | None = row.get(name)
+        return value.timestamp() if value is not None else None
+
+    started, ringing, answered = ts("trying_at"), ts("ringing_at"), ts("answered_at")
+    setup_end = ringing or answered
+    return LegRecord(
+        role=role,
+        number=str(row["number"]),
+        final_state=LegState(str(row["state"])),
+        sip_code=row.get("sip_code"),
+        reason=row.get("reason"),
+        ended_by=EndedBy(str(row["ended_by"])) if row.get("ended_by") else None,
+        started_at=started,
+        answered_at=answered,
+        ended_at=ts("ended_at"),
+        setup_s=round(setup_end - started, 3) if started and setup_end else None,
+        ring_s=round(answered - ringing, 3) if ringing and answered else None,
+    )
+
+
+class ProgressLog:
+    """The engine's `on_progress`: queue from any thread, write in order on the loop."""
+
+    def __init__(self, recorder: CallRecorder, callback: Callback) -> None:
+        self._recorder = recorder
+        self._callback = callback
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._write(), name=f"progress-{callback.id}")
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if threading.get_ident() == self._thread:
+            self._queue.put_nowait(event)
+        else:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        await asyncio.sleep(0)  # let events handed over from other threads reach the queue
+        self._queue.put_nowait(None)
+        await asyncio.shield(self._task)
+
+    async def _write(self) -> None:
+        while (event := await self._queue.get()) is not None:
+            try:
+                await self._recorder.progress(self._callback, event)
+            except Exception:
+                log.exception("callback %s: could not record progress %s", self._callback.id, event)

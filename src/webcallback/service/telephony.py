@@ -1,0 +1,41 @@
+"""The telephony lifespan: the engine and the dispatcher that drives it, started and stopped with
+the web app (a `create_app` lifespan hook).
+
+Start: engine, then dispatcher (which first fails what a crash left in flight, then takes work).
+Stop (uvicorn's lifespan shutdown, on SIGTERM/SIGINT): the dispatcher stops taking work and drains
+or hangs up (`calls.shutdown`), then the engine stops. `[engine] kind = "none"` has no telephony:
+callbacks are accepted and stay `queued` until a node with an engine takes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from webcallback.config import Settings
+from webcallback.engines.base import TelephonyEngine
+from webcallback.service.container import Services
+from webcallback.service.dispatcher import Dispatcher
+from webcallback.web.app import LifespanHook
+
+EngineFactory = Callable[[Settings], TelephonyEngine]
+
+
+def sip_engine(settings: Settings) -> TelephonyEngine:
+    from webcallback.engines.sip import SipEngine  # imports sippy: only when the engine is used
+
+    return SipEngine(settings.engine.sip)
+
+
+def telephony_hook(factory: EngineFactory = sip_engine, **dispatcher_options: float) -> LifespanHook:
+    @contextlib.asynccontextmanager
+    async def telephony(services: Services) -> AsyncIterator[None]:
+        engine = factory(services.settings)
+        await engine.start()
+        try:
+            async with Dispatcher(services, engine, **dispatcher_options):  # type: ignore[arg-type]
+                yield
+        finally:
+            await engine.stop()
+
+    return telephony

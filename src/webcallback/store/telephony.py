@@ -1,0 +1,222 @@
+"""What the telephony side records: each leg's progress as it happens, and one CDR per callback.
+
+- `callback_legs`: one row per (callback, leg), created at the first progress event and updated in
+  place: the current state, the time each step was reached (trying, ringing, answered, bridged,
+  ended), the last SIP code and reason, and who ended the leg.
+- `callback_cdrs`: one flat row per finished callback, written with its final state: the reason,
+  the bridged time (what billing settles on) and, per leg, the final SIP code, setup, ring and talk
+  seconds. Flat on purpose, so a CDR export is one SELECT.
+
+The dispatcher is the only writer; the status API and `calls show` read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+
+from webcallback.engines.base import CallOutcome, LegRecord, LegRole, LegState, ProgressEvent
+from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _aware, _row_to_callback
+from webcallback.store.db import Database
+from webcallback.store.schema import callbacks, metadata
+
+callback_legs = Table(
+    "callback_legs",
+    metadata,
+    Column("callback_id", String(32), ForeignKey("callbacks.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("number", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("sip_code", Integer),
+    Column("reason", String(255)),
+    Column("ended_by", String(16)),
+    Column("trying_at", DateTime(timezone=True)),
+    Column("ringing_at", DateTime(timezone=True)),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("bridged_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+_LEG_COLUMNS = ("setup_s", "ring_s", "talk_s", "sip_code")
+
+callback_cdrs = Table(
+    "callback_cdrs",
+    metadata,
+    Column("callback_id", String(32), ForeignKey("callbacks.id", ondelete="CASCADE"), primary_key=True),
+    Column("completed", Boolean, nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("bridged_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True), nullable=False),
+    Column("bridged_s", Float, nullable=False),
+    *(
+        Column(f"{role.value}_{name}", Integer if name == "sip_code" else Float)
+        for role in LegRole
+        for name in _LEG_COLUMNS
+    ),
+)
+
+# The column that remembers when a leg reached each state.
+_STEP_COLUMN = {
+    LegState.TRYING: "trying_at",
+    LegState.RINGING: "ringing_at",
+    LegState.ANSWERED: "answered_at",
+    LegState.BRIDGED: "bridged_at",
+    LegState.ENDED: "ended_at",
+}
+_TIME_COLUMNS = ("trying_at", "ringing_at", "answered_at", "bridged_at", "ended_at", "updated_at")
+_CDR_TIME_COLUMNS = ("started_at", "bridged_at", "ended_at")
+
+
+def from_epoch(at: float | None) -> datetime | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC)
+
+
+def _plain(row: Any, time_columns: tuple[str, ...]) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in time_columns:
+        data[key] = _aware(data[key])
+    return data
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    """A callback with what the telephony side recorded about it."""
+
+    callback: Callback
+    legs: dict[str, dict[str, Any]]  # role -> leg row
+    cdr: dict[str, Any] | None
+
+
+class TelephonyStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # ---- progress --------------------------------------------------------------------------
+
+    def record_progress(self, event: ProgressEvent, number: str) -> None:
+        """Create or update the leg's row with one step. Events about the whole callback
+        (`leg is None`) are not leg rows; the dispatcher handles them."""
+        if event.leg is None:
+            return
+        at = from_epoch(event.at)
+        values: dict[str, Any] = {"state": event.state.value, "updated_at": datetime.now(UTC)}
+        if event.sip_code is not None:
+            values["sip_code"] = event.sip_code
+        if event.reason is not None:
+            values["reason"] = event.reason
+        if event.ended_by is not None:
+            values["ended_by"] = event.ended_by.value
+        step = _STEP_COLUMN.get(event.state)
+        if step is not None:
+            values[step] = at
+        key = (callback_legs.c.callback_id == event.callback_id, callback_legs.c.role == event.leg.value)
+        with self._db.engine.begin() as conn:
+            if conn.execute(update(callback_legs).where(*key).values(**values)).rowcount == 0:
+                row = {"callback_id": event.callback_id, "role": event.leg.value, "number": number}
+                conn.execute(insert(callback_legs).values(**row, **values))
+
+    def record_final_legs(self, callback_id: str, legs: dict[LegRole, LegRecord]) -> None:
+        """Close each dialled leg's row with the engine's final account (it wins over a lost
+        event). `LegRecord.final_state` may name the furthest state reached (e.g. `bridged`); the
+        row's state becomes `ended` and the steps keep their times. Legs never dialled get no row."""
+        for role, leg in legs.items():
+            if leg.started_at is None and leg.final_state is LegState.IDLE:
+                continue
+            event = ProgressEvent(
+                callback_id=callback_id,
+                leg=role,
+                state=LegState.ENDED,
+                at=leg.ended_at or datetime.now(UTC).timestamp(),
+                sip_code=leg.sip_code,
+                reason=leg.reason,
+                ended_by=leg.ended_by,
+            )
+            self.record_progress(event, leg.number)
+
+    def close_open_legs(self, callback_id: str, reason: str) -> None:
+        """Mark legs that never reported an end as ended (after a crash or an engine error)."""
+        now = datetime.now(UTC)
+        with self._db.engine.begin() as conn:
+            conn.execute(
+                update(callback_legs)
+                .where(callback_legs.c.callback_id == callback_id, callback_legs.c.state != "ended")
+                .values(state="ended", reason=reason, ended_by="error", ended_at=now, updated_at=now)
+            )
+
+    # ---- CDR -------------------------------------------------------------------------------
+
+    def finish(self, callback: Callback, state: str, outcome: CallOutcome) -> bool:
+        """Move the callback from in flight to `state` and write its CDR, in one transaction.
+        False (nothing written) when it was not in flight: someone else already ended it."""
+        now = datetime.now(UTC)
+        with self._db.engine.begin() as conn:
+            moved = conn.execute(
+                update(callbacks)
+                .where(callbacks.c.id == callback.id, callbacks.c.state.in_((DIALING, BRIDGED)))
+                .values(state=state, reason=outcome.reason, updated_at=now, ended_at=now)
+            )
+            if moved.rowcount != 1:
+                return False
+            conn.execute(insert(callback_cdrs).values(**_cdr_row(callback, outcome, now)))
+        return True
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def legs(self, callback_id: str) -> dict[str, dict[str, Any]]:
+        query = select(callback_legs).where(callback_legs.c.callback_id == callback_id)
+        with self._db.engine.connect() as conn:
+            rows = [_plain(r, _TIME_COLUMNS) for r in conn.execute(query).all()]
+        out: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            del row["callback_id"]
+            out[row.pop("role")] = row
+        return out
+
+    def cdr(self, callback_id: str) -> dict[str, Any] | None:
+        query = select(callback_cdrs).where(callback_cdrs.c.callback_id == callback_id)
+        with self._db.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _plain(row, _CDR_TIME_COLUMNS)
+
+    def record(self, callback: Callback) -> CallbackRecord:
+        return CallbackRecord(callback=callback, legs=self.legs(callback.id), cdr=self.cdr(callback.id))
+
+    def in_flight(self, node: str) -> list[Callback]:
+        """Callbacks this node was dialling or had bridged: after a restart, nobody is running them."""
+        query = select(callbacks).where(callbacks.c.node == node, callbacks.c.state.in_((DIALING, BRIDGED)))
+        with self._db.engine.connect() as conn:
+            return [_row_to_callback(r) for r in conn.execute(query).all()]
+
+
+def _cdr_row(callback: Callback, outcome: CallOutcome, now: datetime) -> dict[str, Any]:
+    ended = max((leg.ended_at for leg in outcome.legs.values() if leg.ended_at), default=None)
+    row: dict[str, Any] = {
+        "callback_id": callback.id,
+        "completed": outcome.completed,
+        "reason": outcome.reason,
+        "started_at": callback.started_at,
+        "bridged_at": from_epoch(outcome.bridged_at),
+        "ended_at": from_epoch(ended) or now,
+        "bridged_s": outcome.bridged_s,
+    }
+    for role, leg in outcome.legs.items():
+        for name in _LEG_COLUMNS:
+            row[f"{role.value}_{name}"] = getattr(leg, name)
+    return row
