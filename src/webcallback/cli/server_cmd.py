@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -42,6 +43,10 @@ def run(ctx: click.Context) -> None:
     from webcallback.web.tls import ReloadableCertificate
 
     settings = settings_from(ctx)
+    # With thousands of live SIP transactions, CPython's default thresholds ran full collections
+    # that paused the SIP reactor for 1-2 s and failed calls; a high first-generation threshold
+    # removed every full pass (BENCHMARKS.md, "SIP engine capacity"). Process-wide, so set here.
+    gc.set_threshold(100_000, 50, 100)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(settings.server.listen)
     tls: dict[str, Any] = {}
