@@ -46,8 +46,11 @@ lint:
 typecheck:
 	$(VENV)/bin/mypy
 
+# The load generator (wrk) and the packet capture the SIP benchmark uses (tcpdump); see BENCHMARKS.md.
 bench: system-test install
-	$(PY) bench/api_throughput.py
+	@missing=$$(for p in wrk tcpdump; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; fi
+	PYTHONPATH=src $(PY) bench/api_throughput.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

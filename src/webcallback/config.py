@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -226,6 +227,106 @@ class CallSettings:
 
 
 @dataclass(frozen=True)
+class LockoutSettings:
+    """Failed authentications before a user or an address is locked out (credential stuffing)."""
+
+    max_failures_per_user: int = doc(
+        "Failed logins for one username within `window` before that username is locked; 0 disables.", 5
+    )
+    max_failures_per_ip: int = doc(
+        "Failed logins from one client address within `window` before that address is locked; 0 disables.",
+        20,
+    )
+    window: int = doc("Seconds over which failures are counted (sliding).", 900)
+    duration: int = doc("Seconds a lockout lasts (`webcallback security unlock` ends it early).", 900)
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Request rates, concurrency and daily caps. 0 disables a limit."""
+
+    requests_per_minute_per_user: int = doc("Authenticated requests per username per minute.", 10)
+    requests_per_minute_per_ip: int = doc(
+        "Requests per client address per minute (all, even unauthenticated).", 120
+    )
+    concurrent_callbacks_per_user: int = doc(
+        "Callbacks one account may have in progress (queued to final state) at once.", 1
+    )
+    callbacks_per_day: int = doc("Callbacks one account may place in 24 hours.", 100)
+    spend_per_day: float = doc(
+        "Money one account may spend in 24 hours, in its currency (needs billing's spend meter); 0: no cap.",
+        0.0,
+    )
+    duplicate_window: int = doc(
+        "Seconds within which the same account asking for the same two numbers gets the existing "
+        "callback's id instead of a new call; 0 disables.",
+        30,
+    )
+
+
+@dataclass(frozen=True)
+class NumberRules:
+    """Allow/deny rules for one leg. Prefixes are E.164 with `+`; countries ISO 3166 alpha-2.
+    A deny rule beats an allow rule; a non-empty allow list admits only what it lists."""
+
+    allow_prefixes: tuple[str, ...] = doc("Only numbers starting with one of these (empty: any).", ())
+    deny_prefixes: tuple[str, ...] = doc("Numbers starting with any of these are refused.", ())
+    allow_countries: tuple[str, ...] = doc("Only numbers of these countries (empty: any).", ())
+    deny_countries: tuple[str, ...] = doc("Numbers of these countries are refused.", ())
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """Toll-fraud policy: which numbers may be called, checked on both legs after normalisation."""
+
+    refused_types: tuple[str, ...] = doc(
+        "libphonenumber number types refused on both legs: PREMIUM_RATE, SHARED_COST, UAN, "
+        "PERSONAL_NUMBER, UNKNOWN, TOLL_FREE, VOIP, PAGER, VOICEMAIL, MOBILE, FIXED_LINE, "
+        "FIXED_LINE_OR_MOBILE. UNKNOWN also covers numbers that are possible but not valid.",
+        ("PREMIUM_RATE", "SHARED_COST", "UAN", "PERSONAL_NUMBER", "UNKNOWN"),
+    )
+    destination: NumberRules = doc("Rules for the destination number.", default_factory=NumberRules)
+    callback: NumberRules = doc("Rules for the callback number.", default_factory=NumberRules)
+    callback_must_be_registered: bool = doc(
+        "The callback number must be one of the account's registered numbers "
+        "(`webcallback security numbers add`) or its configured callback number.",
+        False,
+    )
+    deny_client_countries: tuple[str, ...] = doc(
+        "Refuse requests whose client address GeoIP-locates to one of these countries.", ()
+    )
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    enabled: bool = doc(
+        "Offer HTTP Digest (RFC 7616) on the callback endpoint; a request without credentials gets a "
+        "401 challenge.",
+        True,
+    )
+    realm: str = doc("Digest realm shown in the challenge (part of what the client hashes).", "webcallback")
+    algorithms: tuple[str, ...] = doc(
+        "Challenges offered, in order of preference: SHA-256 and/or MD5.", ("SHA-256", "MD5")
+    )
+    nonce_lifetime: int = doc("Seconds a server nonce is accepted; older ones get `stale=true`.", 300)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    lockout: LockoutSettings = doc("Lockout after failed logins.", default_factory=LockoutSettings)
+    limits: LimitSettings = doc("Rate, concurrency and daily limits.", default_factory=LimitSettings)
+    policy: PolicySettings = doc("Toll-fraud number policy.", default_factory=PolicySettings)
+    digest: DigestSettings = doc("HTTP Digest authentication.", default_factory=DigestSettings)
+    tls_min_version: str = doc(
+        "Oldest TLS version accepted when HTTPS is served directly.", "1.2", choices=("1.2", "1.3")
+    )
+    log_events: bool = doc(
+        "Store security events (failed logins, lockouts, refusals) in the database as well as logging them.",
+        True,
+    )
+
+
+@dataclass(frozen=True)
 class BillingSettings:
     """Rating and credit (docs/billing.md). Fail closed: with billing on, a number without a rate
     in the account's plan is refused."""
@@ -291,6 +392,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
 
 # ---- loading -------------------------------------------------------------------------------
@@ -435,9 +537,20 @@ def settings_as_dict(settings: Any) -> dict[str, Any]:
             out[f.name] = "**********" if value else ""
         elif isinstance(value, tuple):
             out[f.name] = list(value)
+        elif isinstance(value, str):
+            out[f.name] = mask_url_password(value)
         else:
             out[f.name] = value
     return out
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^/\s]*@")
+
+
+def mask_url_password(text: str) -> str:
+    """`postgresql://user:pw@host/db` → `postgresql://user:**********@host/db` (database URLs are
+    plain strings in the settings, yet may carry a password)."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + "**********@", text)
 
 
 def to_toml(data: Mapping[str, Any], prefix: str = "") -> str:

@@ -6,10 +6,13 @@ falls back to the first 100 characters of the body).
     ├── BadRequest                 400 bad-request, missing-parameter, invalid-number, ...
     │   ├── PayloadTooLarge        413 body-too-large
     │   └── UnsupportedMediaType   415 unsupported-content-type
-    ├── AuthenticationFailed       401 authentication-failed, nonce-replayed
-    ├── Forbidden                  403 password-needs-https, insufficient-credit, account-disabled
+    ├── AuthenticationFailed       401 authentication-failed, nonce-replayed, missing-credentials,
+    │                                  nonce-stale (with `WWW-Authenticate: Digest` challenges)
+    ├── Forbidden                  403 password-needs-https, insufficient-credit, account-disabled,
+    │                                  number-refused, callback-not-registered, country-refused
     ├── NotFound                   404 not-found
-    ├── TooManyRequests            429 (carries Retry-After)
+    ├── TooManyRequests            429 locked-out, rate-limited, too-many-callbacks, daily-limit,
+    │                                  spend-limit (carries Retry-After)
     └── ServiceUnavailable         503
 """
 
@@ -30,6 +33,8 @@ class ApiError(Exception):
         if error_id is not None:
             self.error_id = error_id
         self.details = details or {}
+        # Extra response headers; a list because some (WWW-Authenticate) may repeat.
+        self.headers: list[tuple[str, str]] = []
 
 
 class BadRequest(ApiError):

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -31,17 +34,49 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(b"webcallback-key-id" + key).hexdigest()[:16]
 
 
-class PasswordCipher:
-    """Encrypts under the first key; decrypts under whichever key a ciphertext names."""
+RELOAD_INTERVAL = 5.0
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
+
+class PasswordCipher:
+    """Encrypts under the first key; decrypts under whichever key a ciphertext names.
+
+    With a `reload` function (the key file), meeting a ciphertext under a key it does not know makes
+    the cipher re-read its keys (at most every few seconds): after `webcallback security rotate-key`
+    re-encrypts the accounts, running servers pick the new key up without a restart."""
+
+    def __init__(self, keys: Sequence[bytes], reload: Callable[[], list[bytes]] | None = None) -> None:
+        self._reload = reload
+        self._reloaded_at = 0.0
+        self._lock = threading.Lock()
+        self._set_keys(keys)
+
+    def _set_keys(self, keys: Sequence[bytes]) -> None:
         if not keys:
             raise SecretKeyError("no password key configured")
         for key in keys:
             if len(key) != 32:
                 raise SecretKeyError("a password key must be 32 bytes (base64 of 32 random bytes)")
+        self._raw = list(keys)
         self._current = key_id(keys[0])
         self._keys = {key_id(k): AESGCM(k) for k in keys}
+
+    def derived_keys(self, label: bytes) -> list[bytes]:
+        """Per-purpose keys (HMAC of `label` under each key, the current one first), e.g. to sign
+        Digest nonces so that every node holding the key file can check them."""
+        return [hmac.new(k, label, hashlib.sha256).digest() for k in self._raw]
+
+    def _maybe_reload(self) -> None:
+        if self._reload is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now - self._reloaded_at < RELOAD_INTERVAL:
+                return
+            self._reloaded_at = now
+            try:
+                self._set_keys(self._reload())
+            except (OSError, SecretKeyError):
+                return
 
     @property
     def current_key_id(self) -> str:
@@ -54,6 +89,9 @@ class PasswordCipher:
 
     def decrypt(self, username: str, blob: bytes, kid: str) -> str:
         aead = self._keys.get(kid)
+        if aead is None:
+            self._maybe_reload()
+            aead = self._keys.get(kid)
         if aead is None:
             raise SecretKeyError(f"password key {kid} is not configured")
         try:
@@ -68,18 +106,28 @@ def load_cipher(settings: SecretSettings, *, create: bool = True) -> PasswordCip
     Either may hold several base64 keys separated by commas or lines: the first encrypts, all
     decrypt (rotation)."""
     if settings.key:
-        text = settings.key.reveal()
-    else:
-        path = Path(settings.key_file)
-        if not path.exists():
-            if not create:
-                raise SecretKeyError(f"key file {path} does not exist")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(base64.b64encode(AESGCM.generate_key(bit_length=256)).decode() + "\n")
-        text = path.read_text()
-    return PasswordCipher([_decode_key(part) for part in text.replace(",", "\n").split() if part])
+        return PasswordCipher(parse_keys(settings.key.reveal()))
+    path = Path(settings.key_file)
+    if not path.exists():
+        if not create:
+            raise SecretKeyError(f"key file {path} does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_key_text() + "\n")
+    return PasswordCipher(read_key_file(path), reload=lambda: read_key_file(path))
+
+
+def new_key_text() -> str:
+    return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+
+
+def read_key_file(path: Path) -> list[bytes]:
+    return parse_keys(path.read_text())
+
+
+def parse_keys(text: str) -> list[bytes]:
+    return [_decode_key(part) for part in text.replace(",", "\n").split() if part]
 
 
 def _decode_key(text: str) -> bytes:

@@ -71,10 +71,17 @@ CASES = [
     ),
     (
         "empty username",
-        b"u=&to=%2B15551231234",
+        b"u=&p=secret&to=%2B15551231234",
         "application/x-www-form-urlencoded",
         400,
         "The username is missing.",
+    ),
+    (  # no credentials at all: the HTTP Digest challenge (tests/security)
+        "no credentials",
+        b"u=&to=%2B15551231234",
+        "application/x-www-form-urlencoded",
+        401,
+        "Log in to request a callback.",
     ),
     ("aliases that disagree", b"to=%2B15551231234&targetNumber=%2B15550000000", None, 400, None),
 ]

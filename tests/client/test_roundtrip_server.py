@@ -74,6 +74,18 @@ def running_server(directory: Path, tls: bool) -> Iterator[RealServer]:
         "geoip = false",
         "[billing]",  # the protocol is under test here, not the rating (tests/billing does that)
         "enabled = false",
+        # The security controls off, as in `tests.conftest.make_settings` (tests/security tests them).
+        "[security.policy]",
+        'refused_types = ["PREMIUM_RATE", "SHARED_COST", "UAN", "PERSONAL_NUMBER"]',
+        "[security.limits]",
+        "requests_per_minute_per_user = 0",
+        "requests_per_minute_per_ip = 0",
+        "concurrent_callbacks_per_user = 0",
+        "callbacks_per_day = 0",
+        "duplicate_window = 0",
+        "[security.lockout]",
+        "max_failures_per_user = 0",
+        "max_failures_per_ip = 0",
     ]
     config.write_text("\n".join(base) + "\n")
     services = build_services(load_settings(config))

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import RELAXED_SECURITY
 from tests.httpserver import free_port
 from webcallback.lab.phones import free_udp_port
 
@@ -85,6 +86,7 @@ def service_env(db_url: str, **settings: str) -> dict[str, str]:
         "WEBCALLBACK_ENGINE__KIND": "sip",
         "WEBCALLBACK_ENGINE__SIP__LISTEN": f"127.0.0.1:{free_udp_port()}",
     }
+    env |= RELAXED_SECURITY  # as in tests.conftest.make_settings: the numbers are +1 555 ones
     env |= {f"WEBCALLBACK_{k.upper()}": v for k, v in settings.items()}
     return env
 

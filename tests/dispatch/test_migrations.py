@@ -13,6 +13,16 @@ from sqlalchemy import inspect
 from webcallback.store.db import Database
 
 
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("webcallback.store") / "migrations"))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None  # one head: the branches are joined
+    return head
+
+
 def _upgrade(db: Database, target: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("webcallback.store") / "migrations"))
@@ -31,6 +41,6 @@ def test_either_branch_upgrades_to_the_joined_head(db_url: str, start: str) -> N
         assert {"callback_legs", "callback_cdrs", "rate_plans", "rates", "callbacks"} <= tables
         with db.engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
-        assert version == ["0004_merge_telephony_billing"]
+        assert version == [_head()]  # the joined head, or what later migrations put on top of it
     finally:
         db.close()

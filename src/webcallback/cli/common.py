@@ -43,7 +43,11 @@ def settings_from(ctx: click.Context) -> Settings:
 def services_from(ctx: click.Context) -> Any:
     from webcallback.service.container import build_services
 
-    services = build_services(settings_from(ctx))
+    try:
+        services = build_services(settings_from(ctx))
+    except ConfigError as exc:  # checks that need more than one key (e.g. security.digest)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     ctx.call_on_close(services.close)
     return services
 

@@ -13,6 +13,7 @@ from webcallback.cli.client_cmd import client
 from webcallback.cli.common import config_option
 from webcallback.cli.provision_cmd import provision
 from webcallback.cli.rates_cmd import rates
+from webcallback.cli.security_cmd import security
 from webcallback.cli.server_cmd import config_group, run
 
 
@@ -32,3 +33,4 @@ main.add_command(cdr_group)
 main.add_command(billing_group)
 main.add_command(client)
 main.add_command(provision)
+main.add_command(security)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+from typing import Any
 
 import click
 
 from webcallback.cli.common import config_option, settings_from
-from webcallback.config import settings_as_dict, to_toml
+from webcallback.config import ConfigError, settings_as_dict, to_toml
 
 
 @click.group("config")
@@ -38,11 +40,32 @@ def run(ctx: click.Context) -> None:
     import uvicorn
 
     from webcallback.web.server import build_app
+    from webcallback.web.tls import ReloadableCertificate
 
     settings = settings_from(ctx)
+    # With thousands of live SIP transactions, CPython's default thresholds ran full collections
+    # that paused the SIP reactor for 1-2 s and failed calls; a high first-generation threshold
+    # removed every full pass (BENCHMARKS.md, "SIP engine capacity"). Process-wide, so set here.
+    gc.set_threshold(100_000, 50, 100)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(settings.server.listen)
-    app = build_app(settings)
+    tls: dict[str, Any] = {}
+    if settings.server.tls_cert and settings.server.tls_key:
+        # Our own context (minimum TLS version) handed to uvicorn, kept for SIGHUP reloads.
+        cert = ReloadableCertificate(
+            settings.server.tls_cert, settings.server.tls_key, settings.security.tls_min_version
+        )
+        cert.install_sighup()
+        tls = {
+            "ssl_certfile": settings.server.tls_cert,
+            "ssl_keyfile": settings.server.tls_key,
+            "ssl_context_factory": lambda _config, _default: cert.context,
+        }
+    try:
+        app = build_app(settings)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
     config = uvicorn.Config(
         app,
         host=host,
@@ -50,9 +73,8 @@ def run(ctx: click.Context) -> None:
         log_level="info",
         access_log=False,
         lifespan="on",
-        ssl_certfile=settings.server.tls_cert,
-        ssl_keyfile=settings.server.tls_key,
         proxy_headers=False,
         server_header=False,
+        **tls,
     )
     uvicorn.Server(config).run()

@@ -1,5 +1,10 @@
 """Accepting a web callback request: authenticate, normalise both numbers, check credit, queue.
 
+The security controls (`security.guard`) sit along the way: rate and country screening and the
+lockout before authentication, failed logins counted, the per-user rate after it, the toll-fraud
+policy after normalisation, then duplicate suppression, daily caps and the per-user concurrency
+slot before the credit gate admits the call.
+
 The HTTP layer hands in a `CallbackRequest` (raw values, whatever names and format the app used);
 this returns the queued `Callback` or raises an `ApiError`. The dispatcher is told through
 `on_queued` so a callback starts within milliseconds instead of at the next poll.
@@ -16,6 +21,7 @@ from webcallback import geoip
 from webcallback.config import Settings
 from webcallback.errors import NOT_ENOUGH_CREDIT, BadRequest, Forbidden
 from webcallback.numbers import to_e164
+from webcallback.security.guard import SecurityGuard
 from webcallback.service.auth import Authenticator, Credentials
 from webcallback.store.accounts import Account
 from webcallback.store.callbacks import Callback, CallbackStore, new_callback_id
@@ -60,25 +66,51 @@ class CallbackService:
         db: Database,
         authenticator: Authenticator,
         credit: CreditGate | None = None,
+        guard: SecurityGuard | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._auth = authenticator
         self._credit: CreditGate = credit or PositiveBalanceGate()
         self._callbacks = CallbackStore(db)
+        self.guard = guard or SecurityGuard(settings, db)
         self.on_queued: Callable[[Callback], None] = lambda _cb: None
 
     async def request_callback(self, req: CallbackRequest) -> Callback:
         if not req.target:
             raise BadRequest("The destination number is missing.", error_id="missing-parameter")
-        account = await self._auth.authenticate(req.credentials)
+        country = geoip.country_of(req.client_ip) if self._settings.numbers.geoip else None
+        await self.guard.screen_client(req.client_ip, country)
+        account = await self.guard.authenticate(self._auth, req.credentials, req.client_ip)
         if not account.enabled:
             raise Forbidden("This account is disabled.", error_id="account-disabled")
-        country = geoip.country_of(req.client_ip) if self._settings.numbers.geoip else None
+        await self.guard.screen_account(account, req.client_ip)
         region = account.region or country or self._settings.numbers.default_region
         destination = to_e164(req.target, region, what="destination number")
         callback = self._callback_number(req.callback or account.callback_number, region)
-        callback_id = new_callback_id()
+        await self.guard.check_numbers(account, destination, callback, req.client_ip)
+        existing = await self.guard.duplicate_of(account, destination, callback)
+        if existing is None:
+            await self.guard.check_daily(account, req.client_ip)
+            callback_id = new_callback_id()
+            existing = await self.guard.hold_slot(account, callback_id, destination, callback, req.client_ip)
+        if existing is not None:
+            return await self._db.run(self._callbacks.get, existing)
+        try:
+            return await self._admit(req, account, destination, callback, callback_id, country)
+        except BaseException:
+            await self.guard.release(callback_id)
+            raise
+
+    async def _admit(
+        self,
+        req: CallbackRequest,
+        account: Account,
+        destination: str,
+        callback: str,
+        callback_id: str,
+        country: str | None,
+    ) -> Callback:
         admission = await self._credit.admit(account, destination, callback, callback_id)
         queued = await self._db.run(
             self._callbacks.create,

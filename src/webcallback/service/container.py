@@ -9,6 +9,9 @@ from webcallback.billing.service import BillingService
 from webcallback.config import Settings
 from webcallback.engines.base import CallOutcome
 from webcallback.passwords import PasswordCipher, load_cipher
+from webcallback.security.digest_auth import DigestAuthenticator
+from webcallback.security.guard import SecurityGuard
+from webcallback.security.spend import ChargesSpendMeter
 from webcallback.service.auth import Authenticator
 from webcallback.service.callbacks import CallbackService
 from webcallback.store.accounts import AccountStore
@@ -42,16 +45,27 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     if migrate:
         db.migrate()
     cipher = load_cipher(settings.secrets)
-    authenticator = Authenticator(settings.auth, db, cipher)
+    digest = settings.security.digest
+    digest_auth = (
+        DigestAuthenticator(digest, db, cipher.derived_keys(b"webcallback digest nonce"))
+        if digest.enabled
+        else None
+    )
+    authenticator = Authenticator(settings.auth, db, cipher, digest_auth)
     billing = BillingService(settings, db) if settings.billing.enabled else None
-    return Services(
+    # The daily spend cap reads billing's charges; without billing there is nothing to cap.
+    guard = SecurityGuard(settings, db, spend_meter=ChargesSpendMeter(db) if billing else None)
+    services = Services(
         settings=settings,
         db=db,
         cipher=cipher,
         accounts=AccountStore(db),
         callbacks=CallbackStore(db),
         authenticator=authenticator,
-        callback_service=CallbackService(settings, db, authenticator, credit=billing),
+        callback_service=CallbackService(settings, db, authenticator, credit=billing, guard=guard),
         on_callback_finished=[billing.settle] if billing else [],
         billing=billing,
     )
+    # The per-user concurrency slot is given back when the callback ends.
+    services.on_callback_finished.append(guard.on_callback_finished)
+    return services

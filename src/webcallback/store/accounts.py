@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webcallback.store.db import Database
@@ -72,6 +72,11 @@ def _row_to_account(row: Any) -> Account:
     return Account(**data)
 
 
+# Built once: constructing a statement per call (coercing its values, generating its cache key) cost
+# more than executing it. Executing a prebuilt statement with parameters hits the compiled cache.
+_FIND_BY_USERNAME = select(accounts).where(accounts.c.username == bindparam("username"))
+
+
 class AccountStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -112,7 +117,7 @@ class AccountStore:
 
     def find(self, username: str) -> Account | None:
         with self._db.engine.connect() as conn:
-            row = conn.execute(select(accounts).where(accounts.c.username == username)).first()
+            row = conn.execute(_FIND_BY_USERNAME, {"username": username}).first()
         return None if row is None else _row_to_account(row)
 
     def get(self, username: str) -> Account:

@@ -11,6 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from webcallback.store.db import Database
 from webcallback.store.schema import used_nonces
 
+# Built once; executed with a parameter dict it is compiled once (see accounts._FIND_BY_USERNAME).
+_CLAIM = insert(used_nonces)
+
 
 class NonceStore:
     def __init__(self, db: Database) -> None:
@@ -22,7 +25,7 @@ class NonceStore:
         now = now or datetime.now(UTC)
         try:
             with self._db.engine.begin() as conn:
-                conn.execute(insert(used_nonces).values(account_id=account_id, nonce=nonce, seen_at=now))
+                conn.execute(_CLAIM, {"account_id": account_id, "nonce": nonce, "seen_at": now})
         except IntegrityError:
             return False
         return True

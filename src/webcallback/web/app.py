@@ -21,6 +21,7 @@ from webcallback.service.container import Services
 from webcallback.web.billing_routes import BillingApi
 from webcallback.web.client_info import TrustedProxies
 from webcallback.web.inputs import read_input, response_format
+from webcallback.web.openapi import openapi_document
 from webcallback.web.params import pick
 from webcallback.web.responses import respond, respond_empty
 
@@ -62,7 +63,10 @@ class WebCallbackApi:
         assert isinstance(exc, ApiError)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
         fields = {"message": exc.message, "error": exc.error_id}
-        return respond(response_format(request, self.settings), exc.status_code, fields, headers)
+        response = respond(response_format(request, self.settings), exc.status_code, fields, headers)
+        for name, value in exc.headers:
+            response.raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        return response
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -75,6 +79,9 @@ class WebCallbackApi:
         fields = {"message": f"Internal error (request {request_id}).", "error": "internal-error"}
         return respond(response_format(request, self.settings), 500, fields)
 
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(self.settings))
+
     def routes(self) -> list[BaseRoute]:
         path = "/" + self.settings.api.path.strip("/")
         methods = ["GET", "POST"]
@@ -82,6 +89,7 @@ class WebCallbackApi:
             Route(path, self.webcallback, methods=methods),
             Route(path + "/", self.webcallback, methods=methods),
             Route("/healthz", self.health, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
         if self.services.billing is not None:
             routes += BillingApi(self, self.services.billing).routes()

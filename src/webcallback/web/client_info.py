@@ -45,7 +45,23 @@ class TrustedProxies:
         address = peer
         hops = [h.strip() for h in (forwarded_for or "").split(",") if h.strip()]
         while hops:
-            address = hops.pop()
+            hop = _normalise(hops.pop())
+            if hop is None:  # garbage in the header: the last hop we could read is the client
+                break
+            address = hop
             if not self.trusts(address):
                 break
         return ClientInfo(address, https)
+
+
+def _normalise(hop: str) -> str | None:
+    """An X-Forwarded-For hop as a plain address (`[v6]:port` and `v4:port` forms accepted)."""
+    text = hop
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from webcallback.config import Settings
 from webcallback.errors import ApiError, PayloadTooLarge
+from webcallback.security.digest_auth import DigestInput
 from webcallback.service.auth import Credentials
 from webcallback.web.client_info import ClientInfo, TrustedProxies
 from webcallback.web.params import Params, body_format_of, parse_params, pick
@@ -62,5 +63,11 @@ async def read_input(request: Request, settings: Settings, proxies: TrustedProxi
         nonce=pick(v, names.nonce, "nonce"),
         hash=pick(v, names.hash, "hash"),
         https=client.https,
+        digest=DigestInput(
+            authorization=request.headers.get("authorization"),
+            method=request.method,
+            path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+        ),
     )
     return ApiInput(params=params, client=client, credentials=credentials)

@@ -35,6 +35,13 @@ MAX_PARAMS = 64
 MAX_VALUE = 1024
 
 
+def _shown(name: str) -> str:
+    """A client-chosen name quoted for a message: printable, and short enough that the message
+    stays under the app's 100 characters."""
+    text = "".join(c if c.isprintable() else "?" for c in name)
+    return "'" + (text if len(text) <= 24 else text[:21] + "...") + "'"
+
+
 class MalformedBody(BadRequest):
     error_id = "malformed-body"
 
@@ -61,7 +68,7 @@ def body_format_of(content_type: str | None) -> tuple[str | None, str]:
         if name.strip().lower() == "charset" and value.strip():
             charset = value.strip().strip('"').lower()
     if media not in _MEDIA_TYPES:
-        raise UnsupportedMediaType(f"Unsupported Content-Type {media[:40]!r}: use form, JSON or XML.")
+        raise UnsupportedMediaType(f"Unsupported Content-Type {_shown(media)}: use form, JSON or XML.")
     if charset not in ("utf-8", "utf8", "us-ascii", "ascii"):
         raise UnsupportedMediaType("Only UTF-8 bodies are accepted.")
     return _MEDIA_TYPES[media], charset
@@ -111,14 +118,16 @@ def _pairs_to_dict(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in pairs:
         if name in out:
-            raise DuplicateParameter(f"Parameter {name[:40]!r} is given twice in the {where}.")
+            raise DuplicateParameter(f"Parameter {_shown(name)} is given twice in the {where}.")
         out[name] = _check_value(name, value)
     return out
 
 
 def _check_value(name: str, value: str) -> str:
     if len(value) > MAX_VALUE:
-        raise MalformedBody(f"Parameter {name[:40]!r} is too long.")
+        raise MalformedBody(f"Parameter {_shown(name)} is too long.")
+    if "\x00" in value or "\x00" in name:  # no use in any parameter, and PostgreSQL text refuses it
+        raise MalformedBody(f"Parameter {_shown(name)} contains a NUL character.")
     return value
 
 
@@ -127,16 +136,16 @@ def _parse_json(text: str) -> dict[str, str]:
         data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except DuplicateParameter:
         raise
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError also covers integers over Python's digit limit
         raise MalformedBody("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise MalformedBody("The JSON body must be an object.")
     out: dict[str, str] = {}
     for name, value in data.items():
         if isinstance(value, bool) or value is None or isinstance(value, dict | list):
-            raise MalformedBody(f"Parameter {name[:40]!r} must be a string or a number.")
+            raise MalformedBody(f"Parameter {_shown(name)} must be a string or a number.")
         if isinstance(value, float) and not value.is_integer():
-            raise MalformedBody(f"Parameter {name[:40]!r} must be a string or a whole number.")
+            raise MalformedBody(f"Parameter {_shown(name)} must be a string or a whole number.")
         out[name] = _check_value(name, str(int(value)) if isinstance(value, float) else str(value))
     return out
 
@@ -145,7 +154,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, value in pairs:
         if name in out:
-            raise DuplicateParameter(f"Parameter {name[:40]!r} is given twice in the body.")
+            raise DuplicateParameter(f"Parameter {_shown(name)} is given twice in the body.")
         out[name] = value
     if len(out) > MAX_PARAMS:
         raise MalformedBody("The body has too many parameters.")
@@ -160,9 +169,9 @@ def _parse_xml(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for child in root:
         if len(child):
-            raise MalformedBody(f"Element {child.tag[:40]!r} must hold text only.")
+            raise MalformedBody(f"Element {_shown(child.tag)} must hold text only.")
         if child.tag in out:
-            raise DuplicateParameter(f"Parameter {child.tag[:40]!r} is given twice in the body.")
+            raise DuplicateParameter(f"Parameter {_shown(child.tag)} is given twice in the body.")
         out[str(child.tag)] = _check_value(str(child.tag), (child.text or "").strip())
     if len(out) > MAX_PARAMS:
         raise MalformedBody("The body has too many parameters.")

@@ -1,0 +1,170 @@
+"""The security suite's lab: settings from an environment (shared with the CLI), two accounts, and
+the real app served by uvicorn on a free loopback port (plain or TLS), talked to with httpx."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from click.testing import CliRunner, Result
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from webcallback.cli.main import main
+from webcallback.config import Settings, load_settings
+from webcallback.service.container import Services, build_services
+from webcallback.web.app import create_app
+
+PASSWORD = "s3cret-Pa55word"
+DEST = "+12025550123"
+CALLBACK = "+12025550124"
+PREMIUM = "+19005550199"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(app: Any, *, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Run `app` with uvicorn in a thread; yield its base URL."""
+    port = free_port()
+    extra: dict[str, Any] = {}
+    if ssl_context is not None:
+        extra = {"ssl_context_factory": lambda _config, _default: ssl_context}
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False, **extra
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+class Lab:
+    """Settings built from an environment the CLI can share, services, and two accounts."""
+
+    def __init__(self, db_url: str, tmp_path: Path, **env: str) -> None:
+        self.tmp_path = tmp_path
+        self.env = {
+            "WEBCALLBACK_DATABASE__URL": db_url,
+            "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
+            "WEBCALLBACK_ENGINE__KIND": "none",
+            "WEBCALLBACK_NUMBERS__GEOIP": "false",
+            # Billing (rates, reservations) has its own suite; here a positive balance admits.
+            "WEBCALLBACK_BILLING__ENABLED": "false",
+        }
+        self.env.update({f"WEBCALLBACK_{k.upper()}": v for k, v in env.items()})
+        if "WEBCALLBACK_SECRETS__KEY_FILE" in self.env:
+            del self.env["WEBCALLBACK_SECRETS__KEY"]
+        self.settings: Settings = load_settings(path=os.devnull, environ=self.env)
+        self.services: Services = build_services(self.settings)
+        for name in ("alice", "bob"):
+            self.add_account(name)
+
+    def add_account(self, name: str, **values: Any) -> None:
+        enc, kid = self.services.cipher.encrypt(name, PASSWORD)
+        self.services.accounts.add(
+            name, password_enc=enc, key_id=kid, balance=Decimal(100), callback_number=CALLBACK, **values
+        )
+
+    @contextmanager
+    def server(self, *, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
+        with serve(create_app(self.services), ssl_context=ssl_context) as url:
+            yield url
+
+    def cli(self, *args: str) -> Result:
+        return CliRunner().invoke(main, list(args), env=self.env, catch_exceptions=False)
+
+    def close(self) -> None:
+        self.services.close()
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path) -> Iterator[Any]:
+    labs: list[Lab] = []
+
+    def make(db_url: str, **env: str) -> Lab:
+        lab = Lab(db_url, tmp_path, **env)
+        labs.append(lab)
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.close()
+
+
+def params(user: str = "alice", password: str | None = PASSWORD, **extra: str) -> dict[str, str]:
+    out = {"targetNumber": DEST, "callbackNumber": CALLBACK, "username": user}
+    if password is not None:
+        out["password"] = password
+    out.update(extra)
+    return out
+
+
+def self_signed(tmp_path: Path, name: str = "localhost") -> tuple[Path, Path, x509.Certificate]:
+    """A self-signed certificate for 127.0.0.1 and its key, written as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    import ipaddress
+
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path, cert
+
+
+def client_context(cafile: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    return ctx
+
+
+def get(url: str, path: str = "/webcallback", **kw: Any) -> httpx.Response:
+    return httpx.get(url + path, timeout=10, **kw)
