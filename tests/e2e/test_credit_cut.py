@@ -89,11 +89,15 @@ async def test_credit_runs_out_and_the_engine_hangs_both_legs_up_on_time(
 async def test_concurrent_requests_for_one_calls_credit_place_exactly_one_sip_call(
     sqlite_url: str, tmp_path: Path, lab_phones: Callable[..., TracedPhones]
 ) -> None:
-    """5 requests at once, credit for one 3 s call: one accepted, one callback on the wire."""
+    """5 requests at once, credit for one 3 s call: one accepted, one callback on the wire. The
+    security limits that would otherwise decide first (the same numbers are a duplicate; one
+    callback per account) are off, so the credit gate is what refuses."""
     seconds, requests = 3, 5
     phones = lab_phones(talk_ms=30_000)
     async with phones:
-        lab = make_lab(sqlite_url, tmp_path, phones.uri, BILLING__MIN_DURATION=str(seconds))
+        lab = make_lab(sqlite_url, tmp_path, phones.uri, BILLING__MIN_DURATION=str(seconds),
+                       SECURITY__LIMITS__DUPLICATE_WINDOW="0",
+                       SECURITY__LIMITS__CONCURRENT_CALLBACKS_PER_USER="0")  # fmt: skip
         lab.import_rates("persecond", ["1202555,0.60,0,1,1,test numbers per second"])
         lab.add_account("erin", str(2 * PER_SECOND * seconds), "persecond")
         with running_service(lab.env, lab.cwd) as service:
