@@ -6,7 +6,8 @@ a minute per user, the number policy.
   callback's id, no new call on the wire and no second reservation; once it has ended, a repeat is
   a new callback.
 - A second callback (other numbers) while the first real call is in flight is refused with the
-  message; once the first has ended, it is accepted and placed.
+  message; once the first has ended, it is accepted and placed. A request billing refuses gives
+  its concurrency slot back.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.sip
 
 TALK_MS = 2000
 OTHER = "+12025550102"
+NO_RATE = "+33142000000"  # a valid number the plan has no rate for
 # tests/dispatch's service_env turns the security limits off for the other suites: back to the
 # shipped defaults here (docs/security.md)
 DEFAULT_LIMITS = {
@@ -96,6 +98,7 @@ async def test_a_second_callback_is_refused_while_the_first_call_is_up_and_accep
         lab.import_rates("minutes", ["1202555,0.30,0.05,60,60,test numbers"])
         lab.add_account("hank", "5", "minutes")
         with running_service(lab.env, lab.cwd) as service:
+            no_rate = service.request_callback("hank", PASSWORD, NO_RATE)  # the slot goes back
             first = service.request_callback("hank", PASSWORD, DESTINATION)
             assert first.status_code == 200, first.text
             service.wait_status(first.json()["id"], ("bridged",))
@@ -107,6 +110,7 @@ async def test_a_second_callback_is_refused_while_the_first_call_is_up_and_accep
             after = balance(service, "hank")
             assert service.terminate()
 
+    assert (no_rate.status_code, no_rate.json()["error"]) == (403, "no-rate"), no_rate.text
     assert refused.status_code == 429, refused.text
     assert refused.json() == {
         "message": "A callback is already in progress. Please wait until it ends.",
