@@ -32,6 +32,14 @@ PASSWORD = "pa55word"
 DESTINATION, CALLBACK = "+12025550100", "+12025550101"
 RING_MS = 300
 BUSY = SCENARIO.parent / "uas_reject.xml"
+# tests/dispatch's service_env turns the security limits off for the other suites: back to the
+# shipped defaults here (docs/security.md)
+SECURITY_DEFAULTS = {
+    "SECURITY__LIMITS__DUPLICATE_WINDOW": "30",
+    "SECURITY__LIMITS__CONCURRENT_CALLBACKS_PER_USER": "1",
+    "SECURITY__LIMITS__REQUESTS_PER_MINUTE_PER_USER": "10",
+    "SECURITY__POLICY__REFUSED_TYPES": "PREMIUM_RATE,SHARED_COST,UAN,PERSONAL_NUMBER,UNKNOWN",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

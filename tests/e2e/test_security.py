@@ -20,21 +20,22 @@ import httpx
 import pytest
 
 from tests.dispatch.service_process import Service, running_service
-from tests.e2e.conftest import CALLBACK, DESTINATION, PASSWORD, TracedPhones, balance, make_lab, money
+from tests.e2e.conftest import (
+    CALLBACK,
+    DESTINATION,
+    PASSWORD,
+    SECURITY_DEFAULTS,
+    TracedPhones,
+    balance,
+    make_lab,
+    money,
+)
 
 pytestmark = pytest.mark.sip
 
 TALK_MS = 2000
 OTHER = "+12025550102"
 NO_RATE = "+33142000000"  # a valid number the plan has no rate for
-# tests/dispatch's service_env turns the security limits off for the other suites: back to the
-# shipped defaults here (docs/security.md)
-DEFAULT_LIMITS = {
-    "SECURITY__LIMITS__DUPLICATE_WINDOW": "30",
-    "SECURITY__LIMITS__CONCURRENT_CALLBACKS_PER_USER": "1",
-    "SECURITY__LIMITS__REQUESTS_PER_MINUTE_PER_USER": "10",
-    "SECURITY__POLICY__REFUSED_TYPES": "PREMIUM_RATE,SHARED_COST,UAN,PERSONAL_NUMBER,UNKNOWN",
-}
 
 
 def request_at_once(service: Service, username: str, target: str, count: int) -> list[httpx.Response]:
@@ -58,7 +59,7 @@ async def test_a_repeat_while_the_call_is_in_progress_gets_the_same_callback_and
 ) -> None:
     phones = lab_phones(talk_ms=TALK_MS)
     async with phones:
-        lab = make_lab(sqlite_url, tmp_path, phones.uri, **DEFAULT_LIMITS)
+        lab = make_lab(sqlite_url, tmp_path, phones.uri, **SECURITY_DEFAULTS)
         lab.import_rates("minutes", ["1202555,0.30,0.05,60,60,test numbers"])
         lab.add_account("gina", "5", "minutes")
         with running_service(lab.env, lab.cwd) as service:
@@ -94,7 +95,7 @@ async def test_a_second_callback_is_refused_while_the_first_call_is_up_and_accep
 ) -> None:
     phones = lab_phones(talk_ms=TALK_MS)
     async with phones:
-        lab = make_lab(sqlite_url, tmp_path, phones.uri, **DEFAULT_LIMITS)
+        lab = make_lab(sqlite_url, tmp_path, phones.uri, **SECURITY_DEFAULTS)
         lab.import_rates("minutes", ["1202555,0.30,0.05,60,60,test numbers"])
         lab.add_account("hank", "5", "minutes")
         with running_service(lab.env, lab.cwd) as service:

@@ -17,7 +17,16 @@ from typing import Any
 import pytest
 
 from tests.dispatch.service_process import Service, running_service
-from tests.e2e.conftest import BUSY, DESTINATION, PASSWORD, TracedPhones, balance, make_lab, money
+from tests.e2e.conftest import (
+    BUSY,
+    DESTINATION,
+    PASSWORD,
+    SECURITY_DEFAULTS,
+    TracedPhones,
+    balance,
+    make_lab,
+    money,
+)
 
 pytestmark = pytest.mark.sip
 
@@ -155,10 +164,11 @@ async def test_a_killed_service_releases_the_reservation_when_it_restarts(
     sqlite_url: str, tmp_path: Path, lab_phones: Callable[..., TracedPhones]
 ) -> None:
     """SIGKILL mid-call: nobody saw the call end, so at the next start the dispatcher fails it as
-    `interrupted` and billing releases its reservation (no charge, nothing left held)."""
+    `interrupted`, billing releases its reservation (no charge, nothing left held) and the
+    account's concurrency slot is free again."""
     phones = lab_phones(talk_ms=30_000)
     async with phones:
-        lab = make_lab(sqlite_url, tmp_path, phones.uri)
+        lab = make_lab(sqlite_url, tmp_path, phones.uri, CALLS__SHUTDOWN="hangup", **SECURITY_DEFAULTS)
         lab.import_rates("minutes", ["1202555,0.30,0.05,60,60,test numbers"])
         lab.add_account("ivan", str(CREDIT), "minutes")
         with running_service(lab.env, lab.cwd) as service:
@@ -172,10 +182,12 @@ async def test_a_killed_service_releases_the_reservation_when_it_restarts(
         with running_service(lab.env, lab.cwd) as again:
             body = again.wait_status(callback_id, ("completed", "failed"), timeout=10)
             after = balance(again, "ivan")
+            retry = again.request_callback("ivan", PASSWORD, DESTINATION)
             assert again.terminate()
-        (cdr,) = lab.cdrs()
+        cdr = next(r for r in lab.cdrs() if r["callback_id"] == callback_id)
 
     assert held["reserved"] > 0, held
     assert (body["state"], body["reason"]) == ("failed", "interrupted"), body
     assert cdr["charge_state"] == "released" and money(cdr["total"]) == 0, cdr
     assert money(after["balance"]) == CREDIT and after["reserved"] == 0, after
+    assert retry.status_code == 200 and retry.json()["id"] != callback_id, retry.text
