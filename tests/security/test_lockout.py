@@ -91,3 +91,19 @@ def test_a_flood_while_locked_out_is_one_event_a_minute(make_lab, db_url):
     assert set(replies) == {429}
     locked = json.loads(lab.cli("security", "events", "--kind", "locked", "--json").output)
     assert len(locked) == 1
+
+
+def test_the_balance_and_rate_checkers_count_failures_and_honour_the_lockout(make_lab, db_url):
+    """/balance and /rate check the same passwords: they must not be an unlimited guessing oracle
+    next to a locked callback endpoint."""
+    lab = make_lab(db_url, billing__enabled="true", **LOCKOUT_ENV)
+    with lab.server() as url, httpx.Client(base_url=url) as http:
+        assert http.get("/balance", params=params()).status_code == 200
+        for _ in range(2):
+            assert http.get("/balance", params=params(password="wrong")).status_code == 401
+        third = http.get("/rate", params=params(password="wrong"))
+        assert (third.status_code, third.json()["error"]) == (429, "locked-out")
+        # locked: the right password is refused before it is checked, on every endpoint
+        for path in ("/balance", "/rate", "/webcallback"):
+            right = http.get(path, params=params())
+            assert (right.status_code, right.json()["error"]) == (429, "locked-out"), path

@@ -34,7 +34,7 @@ class BillingApi:
 
     async def balance(self, request: Request) -> Response:
         api_input = await read_input(request, self.settings, self.api.proxies)
-        account = await self.api.services.authenticator.authenticate(api_input.credentials)
+        account = await self._authenticate(api_input)
         return self._respond(request, self.billing.balance(account).fields())
 
     async def rate(self, request: Request) -> Response:
@@ -47,10 +47,20 @@ class BillingApi:
 
     async def _optional_account(self, api_input: ApiInput) -> Account | None:
         if api_input.credentials.username:
-            return await self.api.services.authenticator.authenticate(api_input.credentials)
+            return await self._authenticate(api_input)
         if self.settings.billing.rate_auth == "required":
             raise AuthenticationFailed("Rate checks need a username.", error_id="missing-credentials")
         return None
+
+    async def _authenticate(self, api_input: ApiInput) -> Account:
+        """Through the security guard, like the callback endpoint: a locked-out user or address is
+        refused before the password is checked, and a wrong password counts towards the lockout
+        (otherwise these checkers would be an unlimited password-guessing oracle)."""
+        services = self.api.services
+        guard = services.callback_service.guard
+        return await guard.authenticate(
+            services.authenticator, api_input.credentials, api_input.client.address
+        )
 
     def _respond(self, request: Request, fields: Mapping[str, str | float]) -> Response:
         fmt = response_format(request, self.settings)
