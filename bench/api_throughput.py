@@ -53,12 +53,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 sys.path[:0] = [os.environ.get("WCB_SRC", str(ROOT / "src")), str(ROOT)]
 
+from webcallback.billing.rating import Rate  # noqa: E402
 from webcallback.config import load_settings  # noqa: E402
 from webcallback.service.container import build_services  # noqa: E402
+from webcallback.store.billing import RateStore  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 USER, PASSWORD = "benchuser1", "bench-Secret-42"
-TARGET, CALLBACK = "+15551231234", "+15559876543"
+TARGET, CALLBACK = "+16502530000", "+12025550143"  # numbers the default policy admits
 TARGET_PREFIX = "+1650253"  # + 4 digits varying per request
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -136,10 +138,17 @@ def wait_idle(max_wait: float, threshold: float = 0.15) -> float:
 
 
 def settings_env(db_url: str) -> dict[str, str]:
+    """The production path: billing on (the account has a plan), every abuse control on, with
+    limits one client could not reach in a run, so each request still pays for its checks."""
     return {
         "WEBCALLBACK_DATABASE__URL": db_url,
         "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
         "WEBCALLBACK_ENGINE__KIND": "none",
+        "WEBCALLBACK_SECURITY__LIMITS__REQUESTS_PER_MINUTE_PER_USER": "100000000",
+        "WEBCALLBACK_SECURITY__LIMITS__REQUESTS_PER_MINUTE_PER_IP": "100000000",
+        # Off: callbacks stay queued here (no engine), and slots are tried one by one up to the limit.
+        "WEBCALLBACK_SECURITY__LIMITS__CONCURRENT_CALLBACKS_PER_USER": "0",
+        "WEBCALLBACK_SECURITY__LIMITS__CALLBACKS_PER_DAY": "100000000",
     }
 
 
@@ -149,8 +158,9 @@ def prepare_database(env: dict[str, str]) -> None:
     try:
         blob, kid = services.cipher.encrypt(USER, PASSWORD)
         services.accounts.add(
-            USER, password_enc=blob, key_id=kid, callback_number=CALLBACK, region="US", balance=Decimal(1000)
+            USER, password_enc=blob, key_id=kid, callback_number=CALLBACK, region="US", balance=Decimal(10**9)
         )
+        RateStore(services.db).import_plan("default", "USD", [Rate(prefix="1", price_per_minute=Decimal("0.01"))])
     finally:
         services.close()
 

@@ -18,7 +18,7 @@ local path = os.getenv("WCB_PATH") or "/webcallback"
 local user = os.getenv("WCB_USER") or "alice"
 local password = os.getenv("WCB_PASSWORD") or "secret"
 local target_prefix = os.getenv("WCB_TARGET_PREFIX") or "+1650253"
-local callback = os.getenv("WCB_CALLBACK") or "+15559876543"
+local callback = os.getenv("WCB_CALLBACK") or "+12025550143"
 local run = os.getenv("WCB_RUN") or tostring(os.time())
 local headers = { ["Content-Type"] = "application/json" }
 local counter = 0
