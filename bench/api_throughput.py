@@ -160,7 +160,9 @@ def prepare_database(env: dict[str, str]) -> None:
         services.accounts.add(
             USER, password_enc=blob, key_id=kid, callback_number=CALLBACK, region="US", balance=Decimal(10**9)
         )
-        RateStore(services.db).import_plan("default", "USD", [Rate(prefix="1", price_per_minute=Decimal("0.01"))])
+        RateStore(services.db).import_plan(
+            "default", "USD", [Rate(prefix="1", price_per_minute=Decimal("0.01"))]
+        )
     finally:
         services.close()
 
