@@ -50,6 +50,7 @@ _ESTIMATE = select(security_counters.c.window_start, security_counters.c.count).
     security_counters.c.key == bindparam("key"),
     security_counters.c.window_start.in_(bindparam("starts", expanding=True)),
 )
+_RESET = delete(security_counters).where(security_counters.c.key == bindparam("key"))
 _LOCKED_UNTIL = select(func.max(security_lockouts.c.until)).where(
     security_lockouts.c.key.in_(bindparam("keys", expanding=True)),
     security_lockouts.c.until > bindparam("now"),
@@ -133,7 +134,7 @@ class SecurityStore:
 
     def reset(self, key: str) -> None:
         with self._db.engine.begin() as conn:
-            conn.execute(delete(security_counters).where(security_counters.c.key == key))
+            conn.execute(_RESET, {"key": key})
 
     # ---- lockouts --------------------------------------------------------------------------
 
