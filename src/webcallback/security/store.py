@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, desc, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, desc, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -33,6 +33,45 @@ ORPHAN_SLOT_GRACE = 120.0
 
 
 MAX_SUBJECT = 120
+
+
+# The statements run on every request, built once; executed with a parameter dict they are
+# compiled once per engine (see store/accounts._FIND_BY_USERNAME).
+def _increment_stmt(dialect: Any) -> Any:
+    return dialect.insert(security_counters).on_conflict_do_update(
+        index_elements=[security_counters.c.key, security_counters.c.window_start],
+        set_={"count": security_counters.c.count + 1},
+    )
+
+
+_INCREMENT_SQLITE = _increment_stmt(sqlite)
+_INCREMENT_POSTGRESQL = _increment_stmt(postgresql)
+_ESTIMATE = select(security_counters.c.window_start, security_counters.c.count).where(
+    security_counters.c.key == bindparam("key"),
+    security_counters.c.window_start.in_(bindparam("starts", expanding=True)),
+)
+_RESET = delete(security_counters).where(security_counters.c.key == bindparam("key"))
+_LOCKED_UNTIL = select(func.max(security_lockouts.c.until)).where(
+    security_lockouts.c.key.in_(bindparam("keys", expanding=True)),
+    security_lockouts.c.until > bindparam("now"),
+)
+_RECENT_DUPLICATE = (
+    select(callbacks.c.id)
+    .where(
+        callbacks.c.account_id == bindparam("account_id"),
+        callbacks.c.destination == bindparam("destination"),
+        callbacks.c.callback == bindparam("callback"),
+        callbacks.c.created_at >= bindparam("since"),
+        callbacks.c.state.not_in(FINAL_STATES),
+    )
+    .order_by(desc(callbacks.c.created_at))
+    .limit(1)
+)
+_CALLBACKS_SINCE = (
+    select(func.count())
+    .select_from(callbacks)
+    .where(callbacks.c.account_id == bindparam("account_id"), callbacks.c.created_at >= bindparam("since"))
+)
 
 
 def subject_key(kind: str, value: str) -> str:
@@ -81,31 +120,21 @@ class SecurityStore:
         return self._estimate(key, window, now)
 
     def _increment(self, key: str, start: int) -> None:
-        dialect: Any = sqlite if self._db.is_sqlite else postgresql
-        stmt = dialect.insert(security_counters).values(key=key, window_start=start, count=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[security_counters.c.key, security_counters.c.window_start],
-            set_={"count": security_counters.c.count + 1},
-        )
+        stmt = _INCREMENT_SQLITE if self._db.is_sqlite else _INCREMENT_POSTGRESQL
         with self._db.engine.begin() as conn:
-            conn.execute(stmt)
+            conn.execute(stmt, {"key": key, "window_start": start, "count": 1})
 
     def _estimate(self, key: str, window: int, now: float) -> float:
         start = int(now // window) * window
         with self._db.engine.connect() as conn:
-            rows = conn.execute(
-                select(security_counters.c.window_start, security_counters.c.count).where(
-                    security_counters.c.key == key,
-                    security_counters.c.window_start.in_([start, start - window]),
-                )
-            ).all()
+            rows = conn.execute(_ESTIMATE, {"key": key, "starts": [start, start - window]}).all()
         counts: dict[int, int] = {int(r[0]): int(r[1]) for r in rows}
         weight = 1.0 - (now - start) / window
         return counts.get(start, 0) + counts.get(start - window, 0) * weight
 
     def reset(self, key: str) -> None:
         with self._db.engine.begin() as conn:
-            conn.execute(delete(security_counters).where(security_counters.c.key == key))
+            conn.execute(_RESET, {"key": key})
 
     # ---- lockouts --------------------------------------------------------------------------
 
@@ -121,11 +150,7 @@ class SecurityStore:
     def locked_until(self, keys: Iterable[str], now: float) -> float | None:
         """The latest end of a lockout in force on any of `keys`, as epoch seconds."""
         with self._db.engine.connect() as conn:
-            value = conn.execute(
-                select(func.max(security_lockouts.c.until)).where(
-                    security_lockouts.c.key.in_(list(keys)), security_lockouts.c.until > _at(now)
-                )
-            ).scalar_one_or_none()
+            value = conn.execute(_LOCKED_UNTIL, {"keys": list(keys), "now": _at(now)}).scalar_one_or_none()
         return None if value is None else _aware(value).timestamp()
 
     def unlock(self, key: str) -> bool:
@@ -224,16 +249,13 @@ class SecurityStore:
         (one that already ended, e.g. busy, does not stop the user from trying again)."""
         with self._db.engine.connect() as conn:
             value = conn.execute(
-                select(callbacks.c.id)
-                .where(
-                    callbacks.c.account_id == account_id,
-                    callbacks.c.destination == destination,
-                    callbacks.c.callback == callback,
-                    callbacks.c.created_at >= _at(since),
-                    callbacks.c.state.not_in(FINAL_STATES),
-                )
-                .order_by(desc(callbacks.c.created_at))
-                .limit(1)
+                _RECENT_DUPLICATE,
+                {
+                    "account_id": account_id,
+                    "destination": destination,
+                    "callback": callback,
+                    "since": _at(since),
+                },
             ).scalar_one_or_none()
         return None if value is None else str(value)
 
@@ -246,11 +268,7 @@ class SecurityStore:
     def callbacks_since(self, account_id: int, since: float) -> int:
         with self._db.engine.connect() as conn:
             return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(callbacks)
-                    .where(callbacks.c.account_id == account_id, callbacks.c.created_at >= _at(since))
-                ).scalar_one()
+                conn.execute(_CALLBACKS_SINCE, {"account_id": account_id, "since": _at(since)}).scalar_one()
             )
 
     # ---- registered callback numbers -------------------------------------------------------

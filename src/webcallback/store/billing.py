@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 
 from webcallback.billing.rating import Rate, RateDeck, RawRate, money
 from webcallback.billing.settlement import Settlement
@@ -228,6 +228,20 @@ class Reservation:
     callback: Rate | None
 
 
+# Built once; executed with a parameter dict they are compiled once (see accounts._FIND_BY_USERNAME).
+# The UPDATE's parameters are not named after columns of `accounts` (SQLAlchemy reserves those).
+_AVAILABLE = select(accounts.c.balance, accounts.c.reserved).where(accounts.c.id == bindparam("account_id"))
+_RESERVE = (
+    update(accounts)
+    .where(
+        accounts.c.id == bindparam("r_account_id"),
+        accounts.c.balance - accounts.c.reserved >= bindparam("r_minimum"),
+    )
+    .values(reserved=func.round(accounts.c.reserved + bindparam("r_amount"), 6))
+)
+_INSERT_CHARGE = insert(charges)
+
+
 class CreditStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -236,25 +250,19 @@ class CreditStore:
 
     def available(self, account_id: int) -> Decimal | None:
         with self._db.engine.connect() as conn:
-            row = conn.execute(
-                select(accounts.c.balance, accounts.c.reserved).where(accounts.c.id == account_id)
-            ).first()
+            row = conn.execute(_AVAILABLE, {"account_id": account_id}).first()
         return None if row is None else money(Decimal(str(row.balance)) - Decimal(str(row.reserved)))
 
     def reserve(self, r: Reservation) -> bool:
         """Hold `r.amount` of the account's credit for the callback, if it is still available."""
         with self._db.engine.begin() as conn:
             held = conn.execute(
-                update(accounts)
-                .where(
-                    accounts.c.id == r.account_id,
-                    accounts.c.balance - accounts.c.reserved >= r.amount - EPSILON,
-                )
-                .values(reserved=func.round(accounts.c.reserved + r.amount, 6))
+                _RESERVE,
+                {"r_account_id": r.account_id, "r_minimum": r.amount - EPSILON, "r_amount": r.amount},
             )
             if held.rowcount != 1:
                 return False
-            conn.execute(insert(charges).values(**_reservation_row(r)))
+            conn.execute(_INSERT_CHARGE, _reservation_row(r))
         return True
 
     def charge_row(self, callback_id: str) -> Any:
