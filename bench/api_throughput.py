@@ -149,6 +149,9 @@ def settings_env(db_url: str) -> dict[str, str]:
         # Off: callbacks stay queued here (no engine), and slots are tried one by one up to the limit.
         "WEBCALLBACK_SECURITY__LIMITS__CONCURRENT_CALLBACKS_PER_USER": "0",
         "WEBCALLBACK_SECURITY__LIMITS__CALLBACKS_PER_DAY": "100000000",
+        # Off: wrk repeats number pairs within the window, and a suppressed duplicate answers 200
+        # with the earlier id and stores no row, which the harness's row count would call a loss.
+        "WEBCALLBACK_SECURITY__LIMITS__DUPLICATE_WINDOW": "0",
     }
 
 
