@@ -9,7 +9,7 @@ caches and cores), and only ever upwards, so on a busy machine the best of many 
 steadier estimate. `--profile` adds a cProfile of one batch. Set WCB_SRC to
 measure another source tree (before/after comparisons).
 
-    PYTHONPATH=src /work/venv/bin/python bench/api_inproc.py --requests 2000 --repeat 5
+    PYTHONPATH=src .venv/bin/python bench/api_inproc.py --requests 2000 --repeat 5
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Results: one JSON object per run in --out, and a summary table (medians, ratio) 
 
 No wall-clock assertions anywhere: this is a measurement tool, not a test.
 
-    PYTHONPATH=src /work/venv/bin/python bench/api_throughput.py --servers uvicorn,granian \
+    PYTHONPATH=src .venv/bin/python bench/api_throughput.py --servers uvicorn,granian \
         --workers 1,2 --db sqlite,postgres --runs 5 --duration 10
 """
 

@@ -19,7 +19,7 @@ first 200 OK to INVITE sent from B's port -> the first in-dialog INVITE sent to 
 are matched through the From user: each callback gets a unique caller ID (`+1999` + 8 digits) on
 both legs. These are kernel timestamps of packets on the wire, not engine timestamps.
 
-    PYTHONPATH=src /work/venv/bin/python bench/engine_capacity.py --rate 150 --duration 60 --talk 5 \
+    PYTHONPATH=src .venv/bin/python bench/engine_capacity.py --rate 150 --duration 60 --talk 5 \
         --pcap --out var/bench/engine-r150
 
 Bounded: every child (SIPp, tcpdump, py-spy) runs under coreutils `timeout`, is started here and is
