@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -70,8 +71,19 @@ class RunningServer:
 
 
 @contextmanager
-def serve(app: Any, *, certificate: Certificate | None = None) -> Iterator[RunningServer]:
+def serve(
+    app: Any,
+    *,
+    certificate: Certificate | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    backlog: int = 2048,
+) -> Iterator[RunningServer]:
+    """`app` under uvicorn in a thread on a free loopback port: plain HTTP, HTTPS with a
+    certificate's files, or HTTPS with a ready SSLContext (e.g. a minimum TLS version)."""
     port = free_port()
+    extra: dict[str, Any] = {}
+    if ssl_context is not None:
+        extra["ssl_context_factory"] = lambda _config, _default: ssl_context
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -83,6 +95,8 @@ def serve(app: Any, *, certificate: Certificate | None = None) -> Iterator[Runni
         proxy_headers=False,
         ssl_certfile=str(certificate.cert) if certificate else None,
         ssl_keyfile=str(certificate.key) if certificate else None,
+        backlog=backlog,
+        **extra,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
@@ -92,7 +106,7 @@ def serve(app: Any, *, certificate: Certificate | None = None) -> Iterator[Runni
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
-    scheme = "https" if certificate else "http"
+    scheme = "https" if certificate or ssl_context else "http"
     try:
         yield RunningServer(f"{scheme}://127.0.0.1:{port}", server)
     finally:

@@ -8,18 +8,15 @@ import hashlib
 import itertools
 import os
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 
 from tests.conftest import make_settings
+from tests.httpserver import serve as shared_serve
 from webcallback.billing.rating import Rate
 from webcallback.cli.main import main
 from webcallback.service.container import Services, build_services
@@ -105,32 +102,11 @@ def hash_params(username: str = "alice", password: str = PASSWORD) -> dict[str, 
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(svc: Services) -> Iterator[str]:
     """The real ASGI app under uvicorn in a thread on a free loopback port; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(svc), host="127.0.0.1", port=port, log_level="warning", lifespan="on", backlog=1024
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with shared_serve(create_app(svc), backlog=1024) as running:
+        yield running.url
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import socket
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -18,13 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.httpserver import serve as shared_serve
 from webcallback.cli.main import main
 from webcallback.config import Settings, load_settings
 from webcallback.service.container import Services, build_services
@@ -36,35 +33,11 @@ CALLBACK = "+12025550124"
 PREMIUM = "+19005550199"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(app: Any, *, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
     """Run `app` with uvicorn in a thread; yield its base URL."""
-    port = free_port()
-    extra: dict[str, Any] = {}
-    if ssl_context is not None:
-        extra = {"ssl_context_factory": lambda _config, _default: ssl_context}
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False, **extra
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with shared_serve(app, ssl_context=ssl_context) as running:
+        yield running.url
 
 
 class Lab:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.security.conftest import PASSWORD, free_port, params, self_signed
+from tests.httpserver import free_port
+from tests.security.conftest import PASSWORD, params, self_signed
 from webcallback.web.tls import ReloadableCertificate
 
 
