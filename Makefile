@@ -9,7 +9,7 @@ APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Time
 # Debian packages: the venv module, SIPp (phone lab and SIP tests), curl (the lab's printed
 # commands), Kamailio (proxy tests), PostgreSQL (store tests start their own server).
 RUN_DEBS  := python3-venv sip-tester curl
-TEST_DEBS := $(RUN_DEBS) kamailio postgresql
+TEST_DEBS := $(RUN_DEBS) kamailio baresip postgresql
 
 .PHONY: install run test lint typecheck bench docs clean system-run system-test
 
