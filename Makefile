@@ -7,7 +7,8 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 # Debian packages: the venv module, SIPp (phone lab and SIP tests), curl (the lab's printed
-# commands), Kamailio (proxy tests), PostgreSQL (store tests start their own server).
+# commands), Kamailio (proxy tests), baresip (a real softphone as a SIP leg), PostgreSQL (store
+# tests start their own server).
 RUN_DEBS  := python3-venv sip-tester curl
 TEST_DEBS := $(RUN_DEBS) kamailio baresip postgresql
 
