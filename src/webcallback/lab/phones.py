@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import random
 import shutil
 import signal
 import socket
@@ -30,11 +31,22 @@ class LabError(Exception):
     """The phone lab could not start."""
 
 
+# Below Linux's ephemeral range (32768-60999): a port chosen there can be taken by any socket bound
+# to port 0 between our check and SIPp's bind (seen in CI as SIPp's errno 98).
+LAB_PORTS = (20000, 32000)
+
+
 def free_udp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A UDP port that is free now, chosen at random outside the kernel's ephemeral range."""
+    for _ in range(500):
+        port = random.randint(*LAB_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise LabError(f"no free UDP port in {LAB_PORTS[0]}-{LAB_PORTS[1]}")
 
 
 def udp_port_bound(host: str, port: int) -> bool:
