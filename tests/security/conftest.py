@@ -4,7 +4,6 @@ the real app served by uvicorn on a free loopback port (plain or TLS), talked to
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import os
 import ssl
 from collections.abc import Iterator
@@ -17,10 +16,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.httpserver import self_signed as shared_self_signed
 from tests.httpserver import serve as shared_serve
 from webcallback.cli.main import main
 from webcallback.config import Settings, load_settings
@@ -103,35 +100,8 @@ def params(user: str = "alice", password: str | None = PASSWORD, **extra: str) -
 
 def self_signed(tmp_path: Path, name: str = "localhost") -> tuple[Path, Path, x509.Certificate]:
     """A self-signed certificate for 127.0.0.1 and its key, written as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path, cert
+    made = shared_self_signed(tmp_path, name)
+    return made.cert, made.key, x509.load_pem_x509_certificate(made.cert.read_bytes())
 
 
 def client_context(cafile: Path) -> ssl.SSLContext:
