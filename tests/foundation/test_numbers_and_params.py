@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webcallback.errors import ApiError
-from webcallback.numbers import InvalidNumber, region_of, to_e164
+from webcallback.numbers import InvalidNumber, number_info, region_of, to_e164
+from webcallback.security.policy import TYPE_NAMES, number_type
 from webcallback.web.client_info import TrustedProxies
 from webcallback.web.params import parse_params, pick
 
@@ -32,6 +36,43 @@ def test_invalid_numbers(raw: str) -> None:
 def test_region_of() -> None:
     assert region_of("+442079460018") == "GB"
     assert region_of("+80012345678") is None
+
+
+def _type_as_before(e164: str) -> str:
+    """The policy's classification as it was written first: is_valid_number, then number_type."""
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return "UNKNOWN"
+    if not phonenumbers.is_valid_number(parsed):
+        return "UNKNOWN"
+    return TYPE_NAMES.get(phonenumbers.number_type(parsed), "UNKNOWN")
+
+
+_COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(_COUNTRY_CODES), st.text("0123456789", min_size=2, max_size=13))
+def test_one_parse_classifies_as_is_valid_then_number_type(code: int, national: str) -> None:
+    e164 = f"+{code}{national}"
+    assert number_type(e164) == _type_as_before(e164)
+
+
+@pytest.mark.parametrize("region", ["US", "GB", "DE", "FR", "IT", "ES", "AU", "JP", "BR", "IN", "CH", "AT"])
+def test_one_parse_classifies_example_numbers_of_every_type(region: str) -> None:
+    for kind in TYPE_NAMES:
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is not None:
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            assert number_type(e164) == _type_as_before(e164), (region, TYPE_NAMES[kind])
+
+
+def test_normalising_keeps_the_parse_for_the_classification() -> None:
+    number_info.cache_clear()
+    e164 = to_e164("+44 20 7946 0999", None)
+    assert number_info(e164) == (phonenumbers.PhoneNumberType.FIXED_LINE, "GB")
+    assert number_type("+19005550100") == "PREMIUM_RATE"
 
 
 def test_query_and_body_merge_body_wins() -> None:

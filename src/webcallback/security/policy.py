@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from webcallback.config import NumberRules
-from webcallback.numbers import region_of
+from webcallback.numbers import number_info
 
 TYPE_NAMES: dict[int, str] = {
     getattr(PhoneNumberType, name): name
@@ -54,24 +53,19 @@ class Refusal:
 
 
 def number_type(e164: str) -> str:
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return "UNKNOWN"
-    if not phonenumbers.is_valid_number(parsed):
-        return "UNKNOWN"
-    return TYPE_NAMES.get(phonenumbers.number_type(parsed), "UNKNOWN")
+    """The type's name; UNKNOWN also for a number libphonenumber does not consider valid."""
+    return TYPE_NAMES.get(number_info(e164)[0], "UNKNOWN")
 
 
 def check_number(e164: str, rules: NumberRules, refused_types: tuple[str, ...], what: str) -> Refusal | None:
     """None if `e164` (the `what`: "destination number" / "callback number") may be called."""
-    kind = number_type(e164)
+    code, country = number_info(e164)
+    kind = TYPE_NAMES.get(code, "UNKNOWN")
     if kind in refused_types:
         return Refusal(f"type:{kind}", f"Calls to {_TYPE_WORDS.get(kind, 'these numbers')} are not allowed.")
     denied = next((p for p in rules.deny_prefixes if e164.startswith(p)), None)
     if denied is not None:
         return Refusal(f"prefix:{denied}", f"This {what} is not allowed.")
-    country = region_of(e164)
     if country is not None and country in {c.upper() for c in rules.deny_countries}:
         return Refusal(f"country:{country}", f"Calls to this country are not allowed ({what}).")
     if rules.allow_prefixes and not any(e164.startswith(p) for p in rules.allow_prefixes):
