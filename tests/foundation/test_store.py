@@ -17,14 +17,6 @@ from webcallback.store.db import Database
 from webcallback.store.nonces import NonceStore
 
 
-@pytest.fixture
-def db(db_url: str) -> Database:
-    database = Database(db_url)
-    database.migrate()
-    yield database  # type: ignore[misc]
-    database.close()
-
-
 def test_migrations_are_idempotent(db: Database) -> None:
     db.migrate()
     tables = set(sa.inspect(db.engine).get_table_names())
