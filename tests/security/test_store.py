@@ -136,7 +136,7 @@ def test_security_migration_downgrades_and_upgrades(db):
     assert tables <= set(inspect(db.engine).get_table_names())
     with db.engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "-1")
+        command.downgrade(cfg, "0004_merge_telephony_billing")
     assert not tables & set(inspect(db.engine).get_table_names())
     db.migrate()
     assert tables <= set(inspect(db.engine).get_table_names())

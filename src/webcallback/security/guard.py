@@ -14,7 +14,8 @@ them:
                        admission fails.
 
 Every refusal is an `ApiError` whose message the app shows (under 100 characters) and a security
-event. Counters and slots live in the store, so several nodes agree.
+event. Failed-login counters, lockouts and slots live in the store, so several nodes agree; the
+request-rate counters are per node, in memory (`security.ratelimit` says why).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from webcallback.errors import AuthenticationFailed, Forbidden, TooManyRequests
 from webcallback.security import events as ev
 from webcallback.security.events import SecurityEvents
 from webcallback.security.policy import TYPE_NAMES, check_number
+from webcallback.security.ratelimit import SlidingWindowCounters
 from webcallback.security.store import SecurityStore, subject_key
 from webcallback.service.auth import Authenticator, Credentials
 from webcallback.store.accounts import Account
@@ -88,14 +90,14 @@ class SecurityGuard:
         self._clock = clock
         self._calls = 0
         self._quiet: dict[str, float] = {}
+        self._request_rates = SlidingWindowCounters(MINUTE)  # per node: see security.ratelimit
 
     # ---- 1. the client ---------------------------------------------------------------------
 
     async def screen_client(self, client_ip: str, country: str | None) -> None:
         await self._housekeeping()
         limit = self._sec.limits.requests_per_minute_per_ip
-        key = "rate:" + subject_key("ip", client_ip)
-        if limit and await self._db.run(self._store.hit, key, MINUTE, self._clock()) > limit:
+        if limit and self._request_rates.hit("ip:" + client_ip, self._clock()) > limit:
             if self._first_in_a_while("ip-rate:" + client_ip):
                 await self.events.record(ev.RATE_LIMITED, "ip-rate", client_ip=client_ip)
             raise TooManyRequests(RATE_LIMITED, retry_after=MINUTE, error_id="rate-limited")
@@ -166,8 +168,7 @@ class SecurityGuard:
 
     async def screen_account(self, account: Account, client_ip: str) -> None:
         limit = self._sec.limits.requests_per_minute_per_user
-        key = "rate:" + subject_key("user", account.username)
-        if limit and await self._db.run(self._store.hit, key, MINUTE, self._clock()) > limit:
+        if limit and self._request_rates.hit("user:" + account.username, self._clock()) > limit:
             if self._first_in_a_while("user-rate:" + account.username):
                 await self.events.record(
                     ev.RATE_LIMITED, "user-rate", username=account.username, client_ip=client_ip
@@ -213,7 +214,9 @@ class SecurityGuard:
         limits = self._sec.limits
         since = self._clock() - DAY
         if limits.callbacks_per_day:
-            count = await self._db.run(self._store.callbacks_since, account.id, since)
+            count = await self._db.run(
+                self._store.callbacks_since, account.id, since, limits.callbacks_per_day
+            )
             if count >= limits.callbacks_per_day:
                 await self.events.record(
                     ev.LIMIT, "daily-callbacks", username=account.username, client_ip=client_ip
@@ -251,6 +254,7 @@ class SecurityGuard:
 
     async def _wait_for_row(self, callback_id: str) -> bool:
         """A simultaneous duplicate's row appears once its request passes admission."""
+        self._db.commit_unit()  # waiting on the loop: release SQLite's write lock meanwhile
         deadline = time.monotonic() + DUPLICATE_WAIT
         while time.monotonic() < deadline:
             if await self._db.run(self._store.callback_exists, callback_id):

@@ -29,5 +29,5 @@ class ChargesSpendMeter:
             charges.c.created_at >= since,
             charges.c.state != RELEASED,
         )
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return Decimal(conn.execute(query).scalar_one())

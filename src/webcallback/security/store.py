@@ -23,8 +23,9 @@ from webcallback.security.schema import (
     security_events,
     security_lockouts,
 )
-from webcallback.store.callbacks import FINAL_STATES
+from webcallback.store.callbacks import COMPLETED, FAILED, FINAL_STATES
 from webcallback.store.db import Database
+from webcallback.store.prepared import Prepared
 from webcallback.store.schema import callbacks
 
 # A slot whose callback row never appeared (the request failed between the two writes on a node
@@ -50,27 +51,45 @@ _ESTIMATE = select(security_counters.c.window_start, security_counters.c.count).
     security_counters.c.key == bindparam("key"),
     security_counters.c.window_start.in_(bindparam("starts", expanding=True)),
 )
-_RESET = delete(security_counters).where(security_counters.c.key == bindparam("key"))
-_LOCKED_UNTIL = select(func.max(security_lockouts.c.until)).where(
-    security_lockouts.c.key.in_(bindparam("keys", expanding=True)),
-    security_lockouts.c.until > bindparam("now"),
-)
-_RECENT_DUPLICATE = (
+_RESET = Prepared(delete(security_counters).where(security_counters.c.key == bindparam("key")))
+# One statement per number of keys (the request path asks with one or two): an expanding IN
+# parameter is re-processed on every execution and cost more than the query itself.
+_LOCKED_UNTIL = {
+    n: Prepared(
+        select(func.max(security_lockouts.c.until)).where(
+            security_lockouts.c.key.in_([bindparam(f"key{i}") for i in range(n)]),
+            security_lockouts.c.until > bindparam("now"),
+        )
+    )
+    for n in (1, 2)
+}
+_RECENT_DUPLICATE = Prepared(
     select(callbacks.c.id)
     .where(
         callbacks.c.account_id == bindparam("account_id"),
         callbacks.c.destination == bindparam("destination"),
         callbacks.c.callback == bindparam("callback"),
         callbacks.c.created_at >= bindparam("since"),
-        callbacks.c.state.not_in(FINAL_STATES),
+        # not `not_in(FINAL_STATES)`: a Prepared statement takes no expanding IN list
+        callbacks.c.state != COMPLETED,
+        callbacks.c.state != FAILED,
     )
     .order_by(desc(callbacks.c.created_at))
     .limit(1)
 )
-_CALLBACKS_SINCE = (
-    select(func.count())
-    .select_from(callbacks)
-    .where(callbacks.c.account_id == bindparam("account_id"), callbacks.c.created_at >= bindparam("since"))
+assert set(FINAL_STATES) == {COMPLETED, FAILED}
+# Counting stops at the cap: the answer only has to say whether the cap is reached, and an account
+# with many callbacks today would otherwise cost a scan of all of them on every request.
+_CALLBACKS_SINCE = Prepared(
+    select(func.count()).select_from(
+        select(callbacks.c.id)
+        .where(
+            callbacks.c.account_id == bindparam("account_id"),
+            callbacks.c.created_at >= bindparam("since"),
+        )
+        .limit(bindparam("cap"))
+        .subquery()
+    )
 )
 
 
@@ -121,25 +140,25 @@ class SecurityStore:
 
     def _increment(self, key: str, start: int) -> None:
         stmt = _INCREMENT_SQLITE if self._db.is_sqlite else _INCREMENT_POSTGRESQL
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(stmt, {"key": key, "window_start": start, "count": 1})
 
     def _estimate(self, key: str, window: int, now: float) -> float:
         start = int(now // window) * window
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             rows = conn.execute(_ESTIMATE, {"key": key, "starts": [start, start - window]}).all()
         counts: dict[int, int] = {int(r[0]): int(r[1]) for r in rows}
         weight = 1.0 - (now - start) / window
         return counts.get(start, 0) + counts.get(start - window, 0) * weight
 
     def reset(self, key: str) -> None:
-        with self._db.engine.begin() as conn:
-            conn.execute(_RESET, {"key": key})
+        with self._db.begin() as conn:
+            _RESET.execute(conn, {"key": key})
 
     # ---- lockouts --------------------------------------------------------------------------
 
     def lock(self, key: str, until: float, reason: str, now: float) -> None:
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(delete(security_lockouts).where(security_lockouts.c.key == key))
             conn.execute(
                 insert(security_lockouts).values(
@@ -149,19 +168,29 @@ class SecurityStore:
 
     def locked_until(self, keys: Iterable[str], now: float) -> float | None:
         """The latest end of a lockout in force on any of `keys`, as epoch seconds."""
-        with self._db.engine.connect() as conn:
-            value = conn.execute(_LOCKED_UNTIL, {"keys": list(keys), "now": _at(now)}).scalar_one_or_none()
+        keys = list(keys)
+        params: dict[str, Any] = {"now": _at(now), **{f"key{i}": key for i, key in enumerate(keys)}}
+        prepared = _LOCKED_UNTIL.get(len(keys))
+        with self._db.connect() as conn:
+            if prepared is not None:
+                value = prepared.execute(conn, params).scalar()
+            else:
+                value = conn.execute(
+                    select(func.max(security_lockouts.c.until)).where(
+                        security_lockouts.c.key.in_(keys), security_lockouts.c.until > params["now"]
+                    )
+                ).scalar_one_or_none()
         return None if value is None else _aware(value).timestamp()
 
     def unlock(self, key: str) -> bool:
         """End a lockout and forget the failures that led to it. False if nothing was locked."""
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             result = conn.execute(delete(security_lockouts).where(security_lockouts.c.key == key))
             conn.execute(delete(security_counters).where(security_counters.c.key == "fail:" + key))
         return result.rowcount > 0
 
     def lockouts(self, now: float) -> list[dict[str, Any]]:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             rows = conn.execute(
                 select(security_lockouts).where(security_lockouts.c.until > _at(now)).order_by("key")
             ).all()
@@ -172,14 +201,14 @@ class SecurityStore:
     def use_nonce(self, nonce: str, nc: int, expires_at: float) -> bool:
         """Accept `nc` for `nonce` only if it is higher than every count seen before."""
         try:
-            with self._db.engine.begin() as conn:
+            with self._db.begin() as conn:
                 conn.execute(
                     insert(digest_nonces).values(nonce=nonce, last_nc=nc, expires_at=_at(expires_at))
                 )
             return True
         except IntegrityError:
             pass
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             result = conn.execute(
                 update(digest_nonces)
                 .where(digest_nonces.c.nonce == nonce, digest_nonces.c.last_nc < nc)
@@ -195,7 +224,7 @@ class SecurityStore:
         self._reap_slots(account_id, now)
         for slot in range(limit):
             try:
-                with self._db.engine.begin() as conn:
+                with self._db.begin() as conn:
                     conn.execute(
                         insert(callback_slots).values(
                             account_id=account_id,
@@ -212,7 +241,7 @@ class SecurityStore:
         return False
 
     def release_slot(self, callback_id: str) -> None:
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(delete(callback_slots).where(callback_slots.c.callback_id == callback_id))
 
     def _reap_slots(self, account_id: int, now: float) -> None:
@@ -221,7 +250,7 @@ class SecurityStore:
         finished = select(callbacks.c.id).where(callbacks.c.state.in_(FINAL_STATES))
         has_row = exists().where(callbacks.c.id == callback_slots.c.callback_id)
         orphan = and_(callback_slots.c.acquired_at < _at(now - ORPHAN_SLOT_GRACE), ~has_row)
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(
                 delete(callback_slots).where(
                     callback_slots.c.account_id == account_id,
@@ -231,7 +260,7 @@ class SecurityStore:
 
     def slot_for(self, account_id: int, destination: str, callback: str, since: float) -> str | None:
         """The callback id holding a slot for these two numbers since `since`, if any."""
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             value = conn.execute(
                 select(callback_slots.c.callback_id).where(
                     callback_slots.c.account_id == account_id,
@@ -247,35 +276,35 @@ class SecurityStore:
     def recent_duplicate(self, account_id: int, destination: str, callback: str, since: float) -> str | None:
         """The newest callback for these two numbers created since `since` and still in progress
         (one that already ended, e.g. busy, does not stop the user from trying again)."""
-        with self._db.engine.connect() as conn:
-            value = conn.execute(
-                _RECENT_DUPLICATE,
+        with self._db.connect() as conn:
+            value = _RECENT_DUPLICATE.execute(
+                conn,
                 {
                     "account_id": account_id,
                     "destination": destination,
                     "callback": callback,
                     "since": _at(since),
                 },
-            ).scalar_one_or_none()
+            ).scalar()
         return None if value is None else str(value)
 
     def callback_exists(self, callback_id: str) -> bool:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return (
                 conn.execute(select(callbacks.c.id).where(callbacks.c.id == callback_id)).first() is not None
             )
 
-    def callbacks_since(self, account_id: int, since: float) -> int:
-        with self._db.engine.connect() as conn:
-            return int(
-                conn.execute(_CALLBACKS_SINCE, {"account_id": account_id, "since": _at(since)}).scalar_one()
-            )
+    def callbacks_since(self, account_id: int, since: float, cap: int) -> int:
+        """The account's callbacks created since `since`, counted up to `cap`."""
+        params = {"account_id": account_id, "since": _at(since), "cap": cap}
+        with self._db.connect() as conn:
+            return int(_CALLBACKS_SINCE.execute(conn, params).scalar())
 
     # ---- registered callback numbers -------------------------------------------------------
 
     def register_number(self, account_id: int, number: str, now: float) -> bool:
         try:
-            with self._db.engine.begin() as conn:
+            with self._db.begin() as conn:
                 conn.execute(
                     insert(registered_numbers).values(
                         account_id=account_id, number=number, created_at=_at(now)
@@ -286,7 +315,7 @@ class SecurityStore:
         return True
 
     def unregister_number(self, account_id: int, number: str) -> bool:
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             result = conn.execute(
                 delete(registered_numbers).where(
                     registered_numbers.c.account_id == account_id, registered_numbers.c.number == number
@@ -295,7 +324,7 @@ class SecurityStore:
         return result.rowcount > 0
 
     def registered(self, account_id: int) -> list[str]:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             rows = conn.execute(
                 select(registered_numbers.c.number)
                 .where(registered_numbers.c.account_id == account_id)
@@ -304,7 +333,7 @@ class SecurityStore:
             return [str(n) for n in rows]
 
     def is_registered(self, account_id: int, number: str) -> bool:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             row = conn.execute(
                 select(registered_numbers.c.number).where(
                     registered_numbers.c.account_id == account_id, registered_numbers.c.number == number
@@ -324,7 +353,7 @@ class SecurityStore:
         detail: str | None,
         now: float,
     ) -> None:
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(
                 insert(security_events).values(
                     at=_at(now),
@@ -351,7 +380,7 @@ class SecurityStore:
             query = query.where(security_events.c.username == username)
         if client_ip:
             query = query.where(security_events.c.client_ip == client_ip)
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             rows = conn.execute(query).all()
         return [SecurityEvent(**{**r._mapping, "at": _aware(r.at)}) for r in rows]
 
@@ -360,7 +389,7 @@ class SecurityStore:
     def purge(self, now: float, *, counter_age: int, event_age: float) -> None:
         """Forget counters older than `counter_age` seconds, ended lockouts, expired nonces and
         events older than `event_age` seconds."""
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(
                 delete(security_counters).where(security_counters.c.window_start < now - counter_age)
             )

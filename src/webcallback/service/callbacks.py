@@ -19,7 +19,7 @@ from typing import Protocol
 
 from webcallback import geoip
 from webcallback.config import Settings
-from webcallback.errors import NOT_ENOUGH_CREDIT, BadRequest, Forbidden
+from webcallback.errors import NOT_ENOUGH_CREDIT, ApiError, BadRequest, Forbidden
 from webcallback.numbers import to_e164
 from webcallback.security.guard import SecurityGuard
 from webcallback.service.auth import Authenticator, Credentials
@@ -77,6 +77,16 @@ class CallbackService:
         self.on_queued: Callable[[Callback], None] = lambda _cb: None
 
     async def request_callback(self, req: CallbackRequest) -> Callback:
+        # On SQLite the checks and writes of one request share one transaction (`Database.unit`);
+        # a refusal keeps what it wrote (the claimed nonce, counted failures, security events).
+        with self._db.unit(keep_on=(ApiError,)):
+            callback, queued = await self._accept(req)
+        if queued:  # after the commit, so the dispatcher finds the row
+            self.on_queued(callback)
+        return callback
+
+    async def _accept(self, req: CallbackRequest) -> tuple[Callback, bool]:
+        """The callback for this request, and whether it was queued now (False: a duplicate)."""
         if not req.target:
             raise BadRequest("The destination number is missing.", error_id="missing-parameter")
         country = geoip.country_of(req.client_ip) if self._settings.numbers.geoip else None
@@ -95,9 +105,9 @@ class CallbackService:
             callback_id = new_callback_id()
             existing = await self.guard.hold_slot(account, callback_id, destination, callback, req.client_ip)
         if existing is not None:
-            return await self._db.run(self._callbacks.get, existing)
+            return await self._db.run(self._callbacks.get, existing), False
         try:
-            return await self._admit(req, account, destination, callback, callback_id, country)
+            return await self._admit(req, account, destination, callback, callback_id, country), True
         except BaseException:
             await self.guard.release(callback_id)
             raise
@@ -123,7 +133,6 @@ class CallbackService:
             country=country,
             max_duration=admission.max_duration,
         )
-        self.on_queued(queued)
         return queued
 
     @staticmethod

@@ -1,7 +1,8 @@
-"""Housekeeping while the service runs: forget used nonces older than `auth.nonce_window`.
+"""Housekeeping while the service runs: forget used nonces older than `auth.nonce_window`, and on
+SQLite checkpoint the write-ahead log in a background thread (`Database.start_checkpointer`).
 
-Without it `used_nonces` grows by one row per salted-hash request forever. Every node may run it;
-the DELETE is idempotent."""
+Without the pruning `used_nonces` grows by one row per salted-hash request forever. Every node may
+run it; the DELETE is idempotent."""
 
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ async def prune_nonces_forever(services: Services, every: float = PRUNE_EVERY) -
 
 @contextlib.asynccontextmanager
 async def housekeeping(services: Services) -> AsyncIterator[None]:
+    services.db.start_checkpointer()
     task = asyncio.create_task(prune_nonces_forever(services), name="housekeeping")
     try:
         yield
     finally:
+        services.db.stop_checkpointer()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

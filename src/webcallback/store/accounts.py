@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webcallback.store.db import Database
+from webcallback.store.prepared import Prepared
 from webcallback.store.schema import accounts
 
 
@@ -63,7 +64,7 @@ def _now() -> datetime:
 
 
 def _row_to_account(row: Any) -> Account:
-    data = dict(row._mapping)
+    data = dict(row) if isinstance(row, dict) else dict(row._mapping)
     for key in ("created_at", "updated_at"):
         if data[key].tzinfo is None:  # SQLite hands back naive datetimes
             data[key] = data[key].replace(tzinfo=UTC)
@@ -72,9 +73,8 @@ def _row_to_account(row: Any) -> Account:
     return Account(**data)
 
 
-# Built once: constructing a statement per call (coercing its values, generating its cache key) cost
-# more than executing it. Executing a prebuilt statement with parameters hits the compiled cache.
-_FIND_BY_USERNAME = select(accounts).where(accounts.c.username == bindparam("username"))
+# Every request looks its account up: prepared once, run on the driver (store/prepared.py).
+_FIND_BY_USERNAME = Prepared(select(accounts).where(accounts.c.username == bindparam("username")))
 
 
 class AccountStore:
@@ -109,15 +109,15 @@ class AccountStore:
             updated_at=now,
         )
         try:
-            with self._db.engine.begin() as conn:
+            with self._db.begin() as conn:
                 conn.execute(insert(accounts).values(**values))
         except IntegrityError:
             raise AccountExists(username) from None
         return self.get(username)
 
     def find(self, username: str) -> Account | None:
-        with self._db.engine.connect() as conn:
-            row = conn.execute(_FIND_BY_USERNAME, {"username": username}).first()
+        with self._db.connect() as conn:
+            row = _FIND_BY_USERNAME.execute(conn, {"username": username}).first()
         return None if row is None else _row_to_account(row)
 
     def get(self, username: str) -> Account:
@@ -127,7 +127,7 @@ class AccountStore:
         return account
 
     def all(self) -> list[Account]:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             rows = conn.execute(select(accounts).order_by(accounts.c.username)).all()
         return [_row_to_account(r) for r in rows]
 
@@ -145,7 +145,7 @@ class AccountStore:
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"cannot set {sorted(unknown)}")
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             result = conn.execute(
                 update(accounts).where(accounts.c.username == username).values(**values, updated_at=_now())
             )
@@ -154,7 +154,7 @@ class AccountStore:
         return self.get(username)
 
     def delete(self, username: str) -> None:
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             result = conn.execute(delete(accounts).where(accounts.c.username == username))
         if result.rowcount == 0:
             raise NoSuchAccount(username)

@@ -29,6 +29,7 @@ from webcallback.billing.rating import Rate, RateDeck, RawRate, money
 from webcallback.billing.settlement import Settlement
 from webcallback.store.billing_schema import RELEASED, RESERVED, SETTLED, charges, ledger, rate_plans, rates
 from webcallback.store.db import Database
+from webcallback.store.prepared import Prepared
 from webcallback.store.schema import accounts, callbacks
 
 EPSILON = Decimal("0.0000005")
@@ -127,7 +128,7 @@ class RateStore:
     ) -> PlanInfo:
         """Replace the plan's rates with `deck` in one transaction (all or nothing) and bump its
         version, which tells every node to reload it."""
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             old = conn.execute(select(rate_plans.c.version).where(rate_plans.c.name == name)).scalar()
             values = dict(currency=currency, version=(old or 0) + 1, rate_count=len(deck), updated_at=_now())
             if old is None:
@@ -141,7 +142,7 @@ class RateStore:
         return self.get_plan(name)
 
     def find_plan(self, name: str) -> PlanInfo | None:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             row = conn.execute(select(rate_plans).where(rate_plans.c.name == name)).first()
         return None if row is None else _plan(row)
 
@@ -152,17 +153,17 @@ class RateStore:
         return plan
 
     def plans(self) -> list[PlanInfo]:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return [_plan(r) for r in conn.execute(select(rate_plans).order_by(rate_plans.c.name))]
 
     def version(self, name: str) -> int | None:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             v = conn.execute(select(rate_plans.c.version).where(rate_plans.c.name == name)).scalar()
         return None if v is None else int(v)
 
     def load_deck(self, name: str) -> RateDeck | None:
         """The whole plan in memory, for longest-prefix lookups."""
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             plan = conn.execute(select(rate_plans).where(rate_plans.c.name == name)).first()
             if plan is None:
                 return None
@@ -173,7 +174,7 @@ class RateStore:
 
     def rates_of(self, name: str, limit: int | None = None) -> list[Rate]:
         query = select(rates).where(rates.c.plan == name).order_by(rates.c.prefix).limit(limit)
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return [_rate_from_row(r) for r in conn.execute(query)]
 
 
@@ -230,8 +231,10 @@ class Reservation:
 
 # Built once; executed with a parameter dict they are compiled once (see accounts._FIND_BY_USERNAME).
 # The UPDATE's parameters are not named after columns of `accounts` (SQLAlchemy reserves those).
-_AVAILABLE = select(accounts.c.balance, accounts.c.reserved).where(accounts.c.id == bindparam("account_id"))
-_RESERVE = (
+_AVAILABLE = Prepared(
+    select(accounts.c.balance, accounts.c.reserved).where(accounts.c.id == bindparam("account_id"))
+)
+_RESERVE = Prepared(
     update(accounts)
     .where(
         accounts.c.id == bindparam("r_account_id"),
@@ -239,7 +242,6 @@ _RESERVE = (
     )
     .values(reserved=func.round(accounts.c.reserved + bindparam("r_amount"), 6))
 )
-_INSERT_CHARGE = insert(charges)
 
 
 class CreditStore:
@@ -249,29 +251,29 @@ class CreditStore:
     # ---- reservations --------------------------------------------------------------------
 
     def available(self, account_id: int) -> Decimal | None:
-        with self._db.engine.connect() as conn:
-            row = conn.execute(_AVAILABLE, {"account_id": account_id}).first()
-        return None if row is None else money(Decimal(str(row.balance)) - Decimal(str(row.reserved)))
+        with self._db.connect() as conn:
+            row = _AVAILABLE.execute(conn, {"account_id": account_id}).first()
+        return None if row is None else money(Decimal(str(row["balance"])) - Decimal(str(row["reserved"])))
 
     def reserve(self, r: Reservation) -> bool:
         """Hold `r.amount` of the account's credit for the callback, if it is still available."""
-        with self._db.engine.begin() as conn:
-            held = conn.execute(
-                _RESERVE,
-                {"r_account_id": r.account_id, "r_minimum": r.amount - EPSILON, "r_amount": r.amount},
+        with self._db.begin() as conn:
+            held = _RESERVE.execute(
+                conn, {"r_account_id": r.account_id, "r_minimum": r.amount - EPSILON, "r_amount": r.amount}
             )
             if held.rowcount != 1:
                 return False
-            conn.execute(_INSERT_CHARGE, _reservation_row(r))
+            row = _reservation_row(r)
+            _insert_charge(tuple(row)).execute(conn, row)
         return True
 
     def charge_row(self, callback_id: str) -> Any:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return conn.execute(select(charges).where(charges.c.callback_id == callback_id)).first()
 
     def finish(self, s: Settlement) -> bool:
         """Settle or release a reservation, once: False if it was already finished (or never held)."""
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             row = conn.execute(select(charges).where(charges.c.callback_id == s.callback_id)).first()
             if row is None or row.state != RESERVED:
                 return False
@@ -308,13 +310,13 @@ class CreditStore:
             .select_from(charges.outerjoin(callbacks, callbacks.c.id == charges.c.callback_id))
             .where(charges.c.state == RESERVED, charges.c.created_at < older_than)
         )
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return [(r.callback_id, r.state) for r in conn.execute(query)]
 
     # ---- balance changes outside calls -------------------------------------------------------
 
     def topup(self, account_id: int, amount: Decimal, note: str | None = None) -> LedgerEntry:
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(
                 update(accounts)
                 .where(accounts.c.id == account_id)
@@ -324,7 +326,7 @@ class CreditStore:
 
     def set_balance(self, account_id: int, balance: Decimal, note: str | None = None) -> LedgerEntry:
         """Set the balance to an amount (an adjustment: the ledger records the difference)."""
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             old = conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id)).scalar_one()
             conn.execute(
                 update(accounts).where(accounts.c.id == account_id).values(balance=balance, updated_at=_now())
@@ -333,7 +335,7 @@ class CreditStore:
 
     def ledger(self, account_id: int, limit: int | None = None) -> list[LedgerEntry]:
         query = select(ledger).where(ledger.c.account_id == account_id).order_by(ledger.c.id).limit(limit)
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return [_entry(r) for r in conn.execute(query)]
 
     # ---- CDRs ------------------------------------------------------------------------------
@@ -349,9 +351,19 @@ class CreditStore:
             query = query.where(charges.c.created_at >= start)
         if end is not None:
             query = query.where(charges.c.created_at < end)
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             rows = conn.execute(query.order_by(charges.c.created_at, charges.c.callback_id))
             return [dict(r._mapping) for r in rows]
+
+
+_charge_inserts: dict[tuple[str, ...], Prepared] = {}
+
+
+def _insert_charge(columns: tuple[str, ...]) -> Prepared:
+    prepared = _charge_inserts.get(columns)
+    if prepared is None:
+        prepared = _charge_inserts[columns] = Prepared(insert(charges), column_keys=columns)
+    return prepared
 
 
 def _reservation_row(r: Reservation) -> dict[str, Any]:

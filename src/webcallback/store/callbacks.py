@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import CompileError
 
 from webcallback.store.db import Database
+from webcallback.store.prepared import Prepared
 from webcallback.store.schema import callbacks
 
 QUEUED = "queued"
@@ -67,9 +68,9 @@ def _row_to_callback(row: Any) -> Callback:
     return Callback(**data)
 
 
-# Built once; executed with a parameter dict it is compiled once per set of columns given. Unlike
-# `.values(**row)` it would ignore a key that names no column, so create() refuses those itself.
-_INSERT = insert(callbacks)
+# Prepared once per set of columns given (store/prepared.py). Unlike `.values(**row)` it would ignore
+# a key that names no column, so create() refuses those itself.
+_INSERTS: dict[tuple[str, ...], Prepared] = {}
 _COLUMN_NAMES = frozenset(callbacks.columns.keys())
 
 
@@ -96,12 +97,16 @@ class CallbackStore:
         row.setdefault("id", new_callback_id())
         if unknown := row.keys() - _COLUMN_NAMES:
             raise CompileError(f"Unconsumed column names: {', '.join(sorted(unknown))}")
-        with self._db.engine.begin() as conn:
-            conn.execute(_INSERT, row)
+        columns = tuple(row)
+        prepared = _INSERTS.get(columns)
+        if prepared is None:
+            prepared = _INSERTS[columns] = Prepared(insert(callbacks), column_keys=columns)
+        with self._db.begin() as conn:
+            prepared.execute(conn, row)
         return _as_stored(row)
 
     def find(self, callback_id: str) -> Callback | None:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             row = conn.execute(select(callbacks).where(callbacks.c.id == callback_id)).first()
         return None if row is None else _row_to_callback(row)
 
@@ -119,13 +124,13 @@ class CallbackStore:
             query = query.where(callbacks.c.state == state)
         if username:
             query = query.where(callbacks.c.username == username)
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return [_row_to_callback(r) for r in conn.execute(query).all()]
 
     def claim_queued(self, node: str, limit: int) -> list[Callback]:
         """Move up to `limit` queued callbacks to `dialing` for this node. The conditional UPDATE
         per row makes two nodes racing for one callback agree on a single winner."""
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             ids = (
                 conn.execute(
                     select(callbacks.c.id)
@@ -146,7 +151,7 @@ class CallbackStore:
             extra.setdefault("started_at", now)
         if to_state in FINAL_STATES:
             extra.setdefault("ended_at", now)
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             result = conn.execute(
                 update(callbacks)
                 .where(callbacks.c.id == callback_id, callbacks.c.state == from_state)
@@ -155,7 +160,7 @@ class CallbackStore:
         return result.rowcount == 1
 
     def count_in_flight(self, account_id: int) -> int:
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return int(
                 conn.execute(
                     select(func.count())

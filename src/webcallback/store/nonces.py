@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 
 from webcallback.store.db import Database
+from webcallback.store.prepared import Prepared
 from webcallback.store.schema import used_nonces
 
-# Built once; executed with a parameter dict it is compiled once (see accounts._FIND_BY_USERNAME).
-_CLAIM = insert(used_nonces)
+# On every salted-hash request. ON CONFLICT DO NOTHING rather than catching the key violation: on
+# PostgreSQL a violation aborts the whole transaction, and a request's writes share one.
+_CLAIM = Prepared(
+    {
+        "sqlite": sqlite.insert(used_nonces).on_conflict_do_nothing(),
+        "postgresql": postgresql.insert(used_nonces).on_conflict_do_nothing(),
+    },
+    column_keys=("account_id", "nonce", "seen_at"),
+)
 
 
 class NonceStore:
@@ -23,14 +31,11 @@ class NonceStore:
         """Record the nonce; False if it was used before (the primary key refuses it atomically,
         so two nodes racing on the same nonce cannot both win)."""
         now = now or datetime.now(UTC)
-        try:
-            with self._db.engine.begin() as conn:
-                conn.execute(_CLAIM, {"account_id": account_id, "nonce": nonce, "seen_at": now})
-        except IntegrityError:
-            return False
-        return True
+        with self._db.begin() as conn:
+            claimed = _CLAIM.execute(conn, {"account_id": account_id, "nonce": nonce, "seen_at": now})
+        return claimed.rowcount == 1
 
     def forget_older_than(self, seconds: float, now: datetime | None = None) -> int:
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=seconds)
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             return conn.execute(delete(used_nonces).where(used_nonces.c.seen_at < cutoff)).rowcount

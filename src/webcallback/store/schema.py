@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -70,4 +71,6 @@ callbacks = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("ended_at", DateTime(timezone=True)),
+    # The daily cap and duplicate suppression read an account's recent callbacks (migration 0005).
+    Index("ix_callbacks_account_created", "account_id", "created_at"),
 )

@@ -127,7 +127,7 @@ class TelephonyStore:
         if step is not None:
             values[step] = at
         key = (callback_legs.c.callback_id == event.callback_id, callback_legs.c.role == event.leg.value)
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             if conn.execute(update(callback_legs).where(*key).values(**values)).rowcount == 0:
                 row = {"callback_id": event.callback_id, "role": event.leg.value, "number": number}
                 conn.execute(insert(callback_legs).values(**row, **values))
@@ -153,7 +153,7 @@ class TelephonyStore:
     def close_open_legs(self, callback_id: str, reason: str) -> None:
         """Mark legs that never reported an end as ended (after a crash or an engine error)."""
         now = datetime.now(UTC)
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             conn.execute(
                 update(callback_legs)
                 .where(callback_legs.c.callback_id == callback_id, callback_legs.c.state != "ended")
@@ -166,7 +166,7 @@ class TelephonyStore:
         """Move the callback from in flight to `state` and write its CDR, in one transaction.
         False (nothing written) when it was not in flight: someone else already ended it."""
         now = datetime.now(UTC)
-        with self._db.engine.begin() as conn:
+        with self._db.begin() as conn:
             moved = conn.execute(
                 update(callbacks)
                 .where(callbacks.c.id == callback.id, callbacks.c.state.in_((DIALING, BRIDGED)))
@@ -181,7 +181,7 @@ class TelephonyStore:
 
     def legs(self, callback_id: str) -> dict[str, dict[str, Any]]:
         query = select(callback_legs).where(callback_legs.c.callback_id == callback_id)
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             rows = [_plain(r, _TIME_COLUMNS) for r in conn.execute(query).all()]
         out: dict[str, dict[str, Any]] = {}
         for row in rows:
@@ -191,7 +191,7 @@ class TelephonyStore:
 
     def cdr(self, callback_id: str) -> dict[str, Any] | None:
         query = select(callback_cdrs).where(callback_cdrs.c.callback_id == callback_id)
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else _plain(row, _CDR_TIME_COLUMNS)
 
@@ -201,7 +201,7 @@ class TelephonyStore:
     def in_flight(self, node: str) -> list[Callback]:
         """Callbacks this node was dialling or had bridged: after a restart, nobody is running them."""
         query = select(callbacks).where(callbacks.c.node == node, callbacks.c.state.in_((DIALING, BRIDGED)))
-        with self._db.engine.connect() as conn:
+        with self._db.connect() as conn:
             return [_row_to_callback(r) for r in conn.execute(query).all()]
 
 
