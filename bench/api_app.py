@@ -15,6 +15,7 @@ from typing import Any
 
 from webcallback.config import load_settings
 from webcallback.service.container import build_services
+from webcallback.service.maintenance import housekeeping
 from webcallback.web.app import create_app
 
 Scope = MutableMapping[str, Any]
@@ -39,7 +40,9 @@ async def hello(scope: Scope, receive: Receive, send: Send) -> None:
 def create() -> ASGIApp:
     settings = load_settings(path=os.devnull, environ=dict(os.environ))
     services = build_services(settings, migrate=False)
-    app = create_app(services)
+    # The lifespan hook `webcallback run` has with no engine: nonce pruning and, on SQLite, the WAL
+    # checkpoints in a background thread.
+    app = create_app(services, lifespan_hooks=[housekeeping])
 
     async def combined(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/hello":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import hashlib
 import json
@@ -25,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +59,28 @@ def scope_for(path: str, body: bytes) -> dict[str, Any]:
 
 
 class Caller:
-    def __init__(self, app: api_app.ASGIApp) -> None:
+    def __init__(self, app: api_app.ASGIApp, accounts: int = 1, target_digits: int = 4) -> None:
         self.app = app
         self.counter = 0
+        self.users = at.usernames(accounts)
+        self.target_digits = target_digits
+
+    def target(self) -> str:
+        """As bench/wrk_callback.lua: 4 varying digits, or 7 (an exchange 200-999, then 4)."""
+        if self.target_digits == 7:
+            exchange = 200 + (self.counter // 10000) % 800
+            return f"{at.TARGET_PREFIX[:5]}{exchange:03d}{self.counter % 10000:04d}"
+        return f"{at.TARGET_PREFIX}{self.counter % 10000:04d}"
 
     def body(self) -> bytes:
         self.counter += 1
         nonce = f"inproc{os.getpid()}n{self.counter:09d}"
         digest = hashlib.sha1((nonce + at.PASSWORD).encode()).hexdigest()
         fields = {
-            "username": at.USER,
+            "username": self.users[self.counter % len(self.users)],
             "nonce": nonce,
             "hash": digest,
-            "targetNumber": f"{at.TARGET_PREFIX}{self.counter % 10000:04d}",
+            "targetNumber": self.target(),
             "callbackNumber": at.CALLBACK,
         }
         return json.dumps(fields).encode()
@@ -99,8 +110,35 @@ class Caller:
         return (time.process_time() - start) / n
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: api_app.ASGIApp) -> AsyncIterator[None]:
+    """Run the app's lifespan (its hooks: housekeeping, WAL checkpoints) as a server would."""
+    messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    started = asyncio.Event()
+    await messages.put({"type": "lifespan.startup"})
+
+    async def send(message: Any) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+        elif message["type"] == "lifespan.startup.failed":
+            raise RuntimeError(message.get("message"))
+
+    task = asyncio.get_running_loop().create_task(app({"type": "lifespan"}, messages.get, send))
+    await started.wait()
+    try:
+        yield
+    finally:
+        await messages.put({"type": "lifespan.shutdown"})
+        await task
+
+
 async def main_async(args: argparse.Namespace) -> None:
-    caller = Caller(api_app.create())
+    app = api_app.create()
+    async with lifespan(app):
+        await measure(Caller(app, args.accounts, args.target_digits), args)
+
+
+async def measure(caller: Caller, args: argparse.Namespace) -> None:
     await caller.batch("/webcallback", 50)  # warm caches (statement cache, phonenumbers metadata)
     results: dict[str, list[float]] = {"/hello": [], "/webcallback": []}
     for _ in range(args.repeat):
@@ -129,12 +167,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per batch")
     parser.add_argument("--repeat", type=int, default=5, help="batches per endpoint")
     parser.add_argument("--db-url", default=None, help="default: a SQLite file in a temp dir")
+    parser.add_argument("--accounts", type=int, default=5000, help="as bench/api_throughput.py")
+    parser.add_argument("--target-digits", type=int, default=7, choices=(4, 7))
     parser.add_argument("--profile", default=None, help="cProfile sort key, e.g. tottime or cumulative")
     parser.add_argument("--profile-lines", type=int, default=40)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wcb-inproc-") as tmp:
-        env = at.settings_env(args.db_url or f"sqlite:///{tmp}/webcallback.db")
-        at.prepare_database(env)
+        env = at.settings_env(args.db_url or f"sqlite:///{tmp}/webcallback.db", args.accounts)
+        at.prepare_database(env, args.accounts)
         os.environ.update(env)
         asyncio.run(main_async(args))
 

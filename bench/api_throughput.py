@@ -43,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,11 @@ from webcallback.billing.rating import Rate  # noqa: E402
 from webcallback.config import load_settings  # noqa: E402
 from webcallback.service.container import build_services  # noqa: E402
 from webcallback.store.billing import RateStore  # noqa: E402
+from webcallback.store.schema import accounts as accounts_table  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 USER, PASSWORD = "benchuser1", "bench-Secret-42"
+USER_PREFIX = "benchuser"  # with --accounts N: benchuser0 ... benchuser<N-1>, USER among them
 TARGET, CALLBACK = "+16502530000", "+12025550143"  # numbers the default policy admits
 TARGET_PREFIX = "+1650253"  # + 4 digits varying per request
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -137,10 +140,15 @@ def wait_idle(max_wait: float, threshold: float = 0.15) -> float:
 # --- database and server -----------------------------------------------------------------------
 
 
-def settings_env(db_url: str) -> dict[str, str]:
+def settings_env(db_url: str, accounts: int = 1) -> dict[str, str]:
     """The production path: billing on (the account has a plan), every abuse control on, with
-    limits one client could not reach in a run, so each request still pays for its checks."""
-    return {
+    limits one client could not reach in a run, so each request still pays for its checks.
+
+    With many accounts (`accounts` > 1) the daily cap and duplicate suppression keep their
+    defaults (100 callbacks per account per day, 10 s), as a provider runs them: the load spreads
+    over the accounts and every destination is new. With one account they cannot (one account
+    placing every callback of the run), so they are set out of reach / off as before."""
+    env = {
         "WEBCALLBACK_DATABASE__URL": db_url,
         "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
         "WEBCALLBACK_ENGINE__KIND": "none",
@@ -153,16 +161,35 @@ def settings_env(db_url: str) -> dict[str, str]:
         # with the earlier id and stores no row, which the harness's row count would call a loss.
         "WEBCALLBACK_SECURITY__LIMITS__DUPLICATE_WINDOW": "0",
     }
+    if accounts > 1:
+        del env["WEBCALLBACK_SECURITY__LIMITS__CALLBACKS_PER_DAY"]
+        del env["WEBCALLBACK_SECURITY__LIMITS__DUPLICATE_WINDOW"]
+    return env
 
 
-def prepare_database(env: dict[str, str]) -> None:
+def usernames(accounts: int) -> list[str]:
+    return [USER] if accounts <= 1 else [f"{USER_PREFIX}{i}" for i in range(accounts)]
+
+
+def prepare_database(env: dict[str, str], accounts: int = 1) -> None:
+    """Migrate, add the accounts (each password encrypted on its own, as `account add` does) and
+    a one-line rate plan."""
     settings = load_settings(path=os.devnull, environ=env)
     services = build_services(settings, migrate=True)
     try:
-        blob, kid = services.cipher.encrypt(USER, PASSWORD)
-        services.accounts.add(
-            USER, password_enc=blob, key_id=kid, callback_number=CALLBACK, region="US", balance=Decimal(10**9)
-        )
+        rows = []
+        now = datetime.now(UTC)
+        for name in usernames(accounts):
+            blob, kid = services.cipher.encrypt(name, PASSWORD)
+            rows.append(
+                dict(
+                    username=name, password_enc=blob, key_id=kid, callback_number=CALLBACK, region="US",
+                    balance=Decimal(10**9), reserved=Decimal(0), currency="USD", enabled=True, plan=None,
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        with services.db.engine.begin() as conn:
+            conn.execute(accounts_table.insert(), rows)
         RateStore(services.db).import_plan(
             "default", "USD", [Rate(prefix="1", price_per_minute=Decimal("0.01"))]
         )
@@ -277,14 +304,24 @@ def sanity_check(base: str) -> None:
 
 
 def run_wrk(
-    base: str, path: str, duration: float, connections: int, threads: int
+    base: str,
+    path: str,
+    duration: float,
+    connections: int,
+    threads: int,
+    *,
+    accounts: int = 1,
+    target_digits: int = 4,
 ) -> tuple[dict[str, Any], float]:
     env = {
         **os.environ,
+        "WCB_USERS": str(accounts),
+        "WCB_USER_PREFIX": USER_PREFIX,
+        "WCB_TARGET_DIGITS": str(target_digits),
         "WCB_PATH": path,
         "WCB_USER": USER,
         "WCB_PASSWORD": PASSWORD,
-        "WCB_TARGET_PREFIX": TARGET_PREFIX,
+        "WCB_TARGET_PREFIX": TARGET_PREFIX if target_digits == 4 else TARGET_PREFIX[:5],
         "WCB_CALLBACK": CALLBACK,
         "WCB_RUN": secrets.token_hex(4),
     }
@@ -322,7 +359,15 @@ def measured_run(
     s0 = tree_ticks(server_pid)
     b0, t0 = machine_busy_ticks()
     w0 = time.monotonic()
-    result, wrk_cpu = run_wrk(base, path, args.duration, args.connections, args.threads)
+    result, wrk_cpu = run_wrk(
+        base,
+        path,
+        args.duration,
+        args.connections,
+        args.threads,
+        accounts=getattr(args, "accounts", 1),
+        target_digits=getattr(args, "target_digits", 4),
+    )
     elapsed = time.monotonic() - w0
     b1, t1 = machine_busy_ticks()
     s1 = tree_ticks(server_pid)
@@ -342,15 +387,16 @@ def bench_config(db: str, server: str, workers: int, args: argparse.Namespace, o
     workdir = Path(tempfile.mkdtemp(prefix="wcb-bench-"))
     try:
         with database(db, workdir) as url:
-            env = settings_env(url)
-            prepare_database(env)
+            env = settings_env(url, args.accounts)
+            prepare_database(env, args.accounts)
             accepted = 0
             log = workdir / "server.log"
             with running_server(server, workers, env, log, Path(args.src)) as (pid, base):
                 sanity_check(base)
                 accepted += 1
+                load = {"accounts": args.accounts, "target_digits": args.target_digits}
                 for path in ("/hello", "/webcallback"):  # warm-up, not recorded
-                    warm, _ = run_wrk(base, path, args.warmup, args.connections, args.threads)
+                    warm, _ = run_wrk(base, path, args.warmup, args.connections, args.threads, **load)
                     if path == "/webcallback":
                         accepted += warm["requests"] - warm["non2xx"] - warm["socket_errors"]
                 for run in range(args.runs):
@@ -442,6 +488,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--accounts", type=int, default=5000, help="accounts the load spreads over (1: one)"
+    )
+    parser.add_argument(
+        "--target-digits", type=int, default=7, choices=(4, 7), help="varying digits of the destination"
+    )
     parser.add_argument("--wait-idle", type=float, default=30, help="max seconds to wait for an idle machine")
     parser.add_argument("--src", default=str(ROOT / "src"), help="source tree the server runs (A/B runs)")
     parser.add_argument("--label", default="", help="tag stored with every result row")

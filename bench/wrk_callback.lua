@@ -3,8 +3,11 @@
 -- SHA-1 comes from libcrypto through LuaJIT's FFI (wrk already links it), so the generator spends
 -- about a microsecond per body. Settings come from the environment:
 --   WCB_PATH (default /webcallback), WCB_USER, WCB_PASSWORD, WCB_CALLBACK, WCB_TARGET_PREFIX (the
---   destination is this prefix + 4 digits that change with every request, so no cache of parsed
---   numbers flatters the result), WCB_RUN (a prefix unique to this run: nonces never repeat).
+--   destination is this prefix + WCB_TARGET_DIGITS digits that change with every request, so no
+--   cache of parsed numbers flatters the result: 4 (default) or 7, where the first three are an
+--   exchange 200-999 so that every number is a valid one), WCB_RUN (a prefix unique to this run:
+--   nonces never repeat), WCB_USERS (default 1: WCB_USER; N > 1: WCB_USER_PREFIX .. (request % N),
+--   accounts that all have the password WCB_PASSWORD).
 local ffi = require("ffi")
 ffi.cdef [[
 unsigned char *SHA1(const unsigned char *d, size_t n, unsigned char *md);
@@ -20,6 +23,9 @@ local password = os.getenv("WCB_PASSWORD") or "secret"
 local target_prefix = os.getenv("WCB_TARGET_PREFIX") or "+1650253"
 local callback = os.getenv("WCB_CALLBACK") or "+12025550143"
 local run = os.getenv("WCB_RUN") or tostring(os.time())
+local target_digits = tonumber(os.getenv("WCB_TARGET_DIGITS") or "4")
+local users = tonumber(os.getenv("WCB_USERS") or "1")
+local user_prefix = os.getenv("WCB_USER_PREFIX") or "benchuser"
 local headers = { ["Content-Type"] = "application/json" }
 local counter = 0
 local prefix
@@ -41,11 +47,20 @@ local function sha1hex(s)
   return table.concat(out)
 end
 
+local function target()
+  if target_digits == 7 then
+    return string.format("%s%03d%04d", target_prefix, 200 + math.floor(counter / 10000) % 800, counter % 10000)
+  end
+  return string.format("%s%04d", target_prefix, counter % 10000)
+end
+
 function request()
   counter = counter + 1
   local nonce = prefix .. counter
-  local body = '{"username":"' .. user .. '","nonce":"' .. nonce .. '","hash":"' .. sha1hex(nonce .. password)
-    .. '","targetNumber":"' .. string.format("%s%04d", target_prefix, counter % 10000) .. '","callbackNumber":"' .. callback .. '"}'
+  local who = user
+  if users > 1 then who = user_prefix .. (counter % users) end
+  local body = '{"username":"' .. who .. '","nonce":"' .. nonce .. '","hash":"' .. sha1hex(nonce .. password)
+    .. '","targetNumber":"' .. target() .. '","callbackNumber":"' .. callback .. '"}'
   return wrk.format("POST", path, headers, body)
 end
 
