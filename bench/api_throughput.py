@@ -28,6 +28,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -303,6 +304,10 @@ def sanity_check(base: str) -> None:
 # --- wrk ----------------------------------------------------------------------------------------
 
 
+_wrk_runs = itertools.count()
+RUN_SPACING = 500_000  # destinations per run before the next run's range: 16 runs within 8 million
+
+
 def run_wrk(
     base: str,
     path: str,
@@ -318,6 +323,9 @@ def run_wrk(
         "WCB_USERS": str(accounts),
         "WCB_USER_PREFIX": USER_PREFIX,
         "WCB_TARGET_DIGITS": str(target_digits),
+        # Every run dials numbers no earlier run dialled: a repeat within the duplicate window
+        # would be answered with the earlier callback's id and store no row.
+        "WCB_TARGET_OFFSET": str(next(_wrk_runs) % 16 * RUN_SPACING),
         "WCB_PATH": path,
         "WCB_USER": USER,
         "WCB_PASSWORD": PASSWORD,

@@ -5,7 +5,8 @@
 --   WCB_PATH (default /webcallback), WCB_USER, WCB_PASSWORD, WCB_CALLBACK, WCB_TARGET_PREFIX (the
 --   destination is this prefix + WCB_TARGET_DIGITS digits that change with every request, so no
 --   cache of parsed numbers flatters the result: 4 (default) or 7, where the first three are an
---   exchange 200-999 so that every number is a valid one), WCB_RUN (a prefix unique to this run:
+--   exchange 200-999 so that every number is a valid one; WCB_TARGET_OFFSET shifts the sequence,
+--   so that runs do not repeat each other's numbers), WCB_RUN (a prefix unique to this run:
 --   nonces never repeat), WCB_USERS (default 1: WCB_USER; N > 1: WCB_USER_PREFIX .. (request % N),
 --   accounts that all have the password WCB_PASSWORD).
 local ffi = require("ffi")
@@ -24,6 +25,7 @@ local target_prefix = os.getenv("WCB_TARGET_PREFIX") or "+1650253"
 local callback = os.getenv("WCB_CALLBACK") or "+12025550143"
 local run = os.getenv("WCB_RUN") or tostring(os.time())
 local target_digits = tonumber(os.getenv("WCB_TARGET_DIGITS") or "4")
+local target_offset = tonumber(os.getenv("WCB_TARGET_OFFSET") or "0")
 local users = tonumber(os.getenv("WCB_USERS") or "1")
 local user_prefix = os.getenv("WCB_USER_PREFIX") or "benchuser"
 local headers = { ["Content-Type"] = "application/json" }
@@ -49,7 +51,8 @@ end
 
 local function target()
   if target_digits == 7 then
-    return string.format("%s%03d%04d", target_prefix, 200 + math.floor(counter / 10000) % 800, counter % 10000)
+    local n = counter + target_offset
+    return string.format("%s%03d%04d", target_prefix, 200 + math.floor(n / 10000) % 800, n % 10000)
   end
   return string.format("%s%04d", target_prefix, counter % 10000)
 end
