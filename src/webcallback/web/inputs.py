@@ -51,7 +51,7 @@ async def read_input(request: Request, settings: Settings, proxies: TrustedProxi
     peer = request.client.host if request.client else "0.0.0.0"
     client = proxies.resolve(
         peer,
-        request.url.scheme,
+        request.scope.get("scheme", "http"),
         request.headers.get("x-forwarded-for"),
         request.headers.get("x-forwarded-proto"),
     )
