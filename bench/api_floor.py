@@ -11,26 +11,34 @@ implementation must do per accepted request, so the goal can be judged with figu
    toll-fraud policy needs it); and the durable write on a real SQLite file (WAL, synchronous=NORMAL,
    foreign keys on, as the product opens it): nonce INSERT ... ON CONFLICT DO NOTHING (rowcount
    checked), the conditional credit UPDATE, the callback INSERT, committed per request and
-   group-committed in batches of 8/32/64/128. Also the whole request work of `/floor` below,
-   without HTTP, in one call.
-2. Over HTTP: this file is also a raw-ASGI app (no framework) served by uvicorn (uvloop, httptools,
-   1 worker) with `/hello` (drains the body, answers a fixed JSON, as bench/api_app.py does) and
-   `/floor`: the JSON POST is parsed, authenticated by sha1(nonce + password) against an in-memory
-   account (AES-GCM decrypt every time), both numbers normalised and typed with phonenumbers (no
-   cache), then nonce claim + credit reservation + callback insert go through group commit: the
-   requests of one event-loop turn join a batch, one flush callback (`call_soon`) runs the batch in
-   one SQLite transaction with plain `sqlite3`, and each request answers only after its batch
-   committed. wrk loads it exactly as bench/api_throughput.py does (its functions and
-   bench/wrk_callback.lua: every request a fresh nonce and hash, a fresh destination), alternating
-   `/hello` and `/floor` runs. After the server stops, the callback rows must be at least the 2xx
-   answers wrk counted.
+   group-committed in batches of 8/32/64/128 (each from an empty database file: the cost per row
+   grows with the tables; `--prefill N` starts them at N rows). Also the whole request work of
+   `/floor` below without HTTP and the store, in one call, with and without the callback number's
+   normalisation cached.
+2. Over HTTP: this file is also a raw-ASGI app (no framework), served by uvicorn with
+   bench/api_throughput.py's own command line (uvloop, httptools, no access log, 1 worker):
+   `/hello` drains the body and answers a fixed JSON, as bench/api_app.py does; `/floor` parses the
+   JSON POST, authenticates by sha1(nonce + password) against an in-memory account (AES-GCM decrypt
+   every time), normalises and types both numbers with phonenumbers (no cache), then claims the
+   nonce, reserves credit and inserts the callback through group commit: the requests of one
+   event-loop turn join a batch, one flush callback (`call_soon`) runs the batch in one SQLite
+   transaction with plain `sqlite3`, and each request answers only after its batch committed.
+   `/floor-cached` is the same with the callback number's normalisation cached (it repeats on every
+   request of an account; the product caches it too). For attribution only, `/floor-numbers` stops
+   before the store and `/floor-auth` after authentication, both answering as if accepted.
+   wrk loads them exactly as bench/api_throughput.py does (its functions and bench/wrk_callback.lua:
+   every request a fresh nonce and hash and a fresh destination), alternating with `/hello` runs
+   (`--endpoints`). After the server stops, the callback rows must be at least the 2xx answers wrk
+   counted on the storing endpoints.
 
 What the floor leaves out (the product does more): GeoIP, rate limits and lockout counters, billing
 by rates, duplicate suppression, logging, a framework. So the ratio measured here is an upper bound
-for any implementation doing at least this work on this server.
+for any implementation doing at least this work on this server and worker count.
+
+Run each part on its own on a shared machine (each takes 1-2 minutes), e.g.
 
     .venv/bin/python bench/api_floor.py --only inproc --out var/bench/floor.jsonl
-    .venv/bin/python bench/api_floor.py --only http --out var/bench/floor.jsonl
+    .venv/bin/python bench/api_floor.py --only http --endpoints floor,floor-cached --out var/bench/floor.jsonl
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -79,6 +88,8 @@ REFUSED_TYPES = frozenset(
 E164 = phonenumbers.PhoneNumberFormat.E164
 HELLO_BODY = b'{"message":"ok","user":"benchuser1"}'  # bench/api_app.py's answer
 JSON_HEADER = (b"content-type", b"application/json")
+STORING = ("/floor", "/floor-cached")  # the endpoints that write callbacks
+STAGES = {"/floor": "store", "/floor-cached": "cached", "/floor-numbers": "numbers", "/floor-auth": "auth"}
 
 SCHEMA = """
 CREATE TABLE accounts (
@@ -203,8 +214,8 @@ def e164(raw: str, region: str, what: str) -> str:
     return str(phonenumbers.format_number(parsed, E164))
 
 
-def admit(body: bytes, client_ip: str, accounts: dict[str, Account], aead: AESGCM) -> Claim:
-    """Everything an accepted request needs before the store: parse, authenticate, numbers."""
+def authenticate(body: bytes, accounts: dict[str, Account], aead: AESGCM) -> tuple[Account, str, str, str]:
+    """Parse the JSON body and check sha1(nonce + password): (account, nonce, target, callback)."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -225,11 +236,24 @@ def admit(body: bytes, client_ip: str, accounts: dict[str, Account], aead: AESGC
     expected = hashlib.sha1(nonce.encode() + password).hexdigest().encode()
     if not hmac.compare_digest(expected, digest.lower().encode()):
         raise Refused(401, "Wrong username or password.")
+    return account, nonce, target, callback or account.callback_number
+
+
+# The callback number repeats on every request of an account (the product caches its normalisation
+# too); the destination is new on every request and never goes through a cache.
+e164_cached = lru_cache(maxsize=4096)(e164)
+
+
+def admit(
+    body: bytes, client_ip: str, accounts: dict[str, Account], aead: AESGCM, cache_callback: bool = False
+) -> Claim:
+    """Everything an accepted request needs before the store: parse, authenticate, numbers."""
+    account, nonce, target, callback = authenticate(body, accounts, aead)
     destination = e164(target, account.region, "destination number")
-    callback_e164 = e164(callback or account.callback_number, account.region, "callback number")
+    callback_e164 = (e164_cached if cache_callback else e164)(callback, account.region, "callback number")
     now = datetime.now(UTC).isoformat()
     return Claim(
-        account.id, username, nonce, secrets.token_hex(8), destination, callback_e164, client_ip, now
+        account.id, account.username, nonce, secrets.token_hex(8), destination, callback_e164, client_ip, now
     )
 
 
@@ -317,13 +341,19 @@ class FloorApp:
             if not future.done():
                 future.set_result(status)
 
-    async def floor(self, scope: Scope, body: bytes) -> tuple[int, bytes]:
+    async def floor(self, scope: Scope, body: bytes, stage: str) -> tuple[int, bytes]:
+        """/floor (stage "store"); /floor-cached: the same with the callback number's normalisation
+        cached; for attribution only, the work stopped early and answered as accepted:
+        /floor-numbers (no store), /floor-auth (JSON and authentication only)."""
         client = scope.get("client")
         try:
-            claim = admit(body, client[0] if client else "", self.accounts, self.aead)
+            if stage == "auth":
+                authenticate(body, self.accounts, self.aead)
+                return 200, b'{"id":"0000000000000000","state":"queued"}'
+            claim = admit(body, client[0] if client else "", self.accounts, self.aead, stage == "cached")
         except Refused as refused:
             return refused.status, refused.body
-        status = await self.submit(claim)
+        status = await self.submit(claim) if stage in ("store", "cached") else 200
         if status == 200:
             return 200, b'{"id":"%s","state":"queued"}' % claim.callback_id.encode()
         message = b"Not enough credit for this call." if status == 403 else b"Wrong username or password."
@@ -347,8 +377,8 @@ class FloorApp:
             await answer(send, 413, b'{"message":"The body is too large."}')
         elif path == "/hello":
             await answer(send, 200, HELLO_BODY)
-        elif path == "/floor" and scope["method"] == "POST":
-            await answer(send, *await self.floor(scope, body))
+        elif path in STAGES and scope["method"] == "POST":
+            await answer(send, *await self.floor(scope, body, STAGES[path]))
         elif path == "/stats":
             await answer(send, 200, json.dumps({"flushes": self.flushes, "flushed": self.flushed}).encode())
         elif path == "/healthz":
@@ -497,6 +527,12 @@ def inproc(args: argparse.Namespace, username: str, password: str, callback: str
                 bodies, lambda body: admit(body, "127.0.0.1", accounts, aead), n, r,
             )
         )  # fmt: skip
+        costs.append(
+            measure(
+                "(h) as (g), the callback number's normalisation cached",
+                bodies, lambda body: admit(body, "127.0.0.1", accounts, aead, True), n, r,
+            )
+        )  # fmt: skip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return costs
@@ -544,20 +580,20 @@ def http_part(args: argparse.Namespace, out: Any) -> list[dict[str, Any]]:
             if httpx.post(base + "/floor", content=body, timeout=5).status_code != 401:
                 raise RuntimeError("replayed nonce was not refused with 401")
             accepted += 1
-            for path in ("/hello", "/floor"):  # warm-up, not recorded
+            paths = ["/hello", *("/" + e for e in args.endpoints)]
+            for path in paths:  # warm-up, not recorded
                 warm, _ = at.run_wrk(base, path, args.warmup, args.connections, args.threads)
-                if path == "/floor":
+                if path in STORING:
                     accepted += warm["requests"] - warm["non2xx"] - warm["socket_errors"]
             for run in range(args.runs):
-                order = ["/hello", "/floor"] if run % 2 == 0 else ["/floor", "/hello"]
-                for path in order:
+                for path in paths if run % 2 == 0 else paths[::-1]:  # hello first, then last, ...
                     at.wait_idle(args.wait_idle)
                     stats0 = httpx.get(base + "/stats", timeout=5).json()
                     load0 = os.getloadavg()[0]
                     res, srv, wrk, foreign, _ = at.measured_run(base, pid, path, args)
                     load1 = os.getloadavg()[0]
                     stats1 = httpx.get(base + "/stats", timeout=5).json()
-                    if path == "/floor":
+                    if path in STORING:
                         accepted += res["requests"] - res["non2xx"]
                     flushes = stats1["flushes"] - stats0["flushes"]
                     row = {
@@ -613,27 +649,28 @@ def summarise(costs: list[Cost], rows: list[dict[str, Any]]) -> str:
         lines += ["| operation | best µs | median µs | wall median µs |", "|---|--:|--:|--:|"]
         lines += [f"| {c.op} | {c.best_us:.2f} | {c.median_us:.2f} | {c.wall_median_us:.2f} |" for c in costs]
     hello = [r for r in rows if r["endpoint"] == "hello"]
-    floor = [r for r in rows if r["endpoint"] == "floor"]
-    if hello and floor:
-        h_rps = statistics.median(r["rps"] for r in hello)
-        f_rps = statistics.median(r["rps"] for r in floor)
-        h_us = statistics.median(r["server_us_per_req"] for r in hello)
-        f_us = statistics.median(r["server_us_per_req"] for r in floor)
-        pairs = [f["rps"] / h["rps"] for h in hello for f in floor if f["run"] == h["run"] and h["rps"]]
-        lines += [
-            "",
-            "| hello req/s [min–max] | floor req/s [min–max] | ratio of medians | median of pair ratios "
-            "| server CPU µs/req hello / floor | floor mean batch | floor p99 ms |",
-            "|--:|--:|--:|--:|--:|--:|--:|",
-            f"| {h_rps:,.0f} [{min(r['rps'] for r in hello):,.0f}–{max(r['rps'] for r in hello):,.0f}]"
-            f" | {f_rps:,.0f} [{min(r['rps'] for r in floor):,.0f}–{max(r['rps'] for r in floor):,.0f}]"
-            f" | {f_rps / h_rps:.2f} | {statistics.median(pairs):.2f} | {h_us:.0f} / {f_us:.0f}"
-            f" | {statistics.median(r['mean_batch'] or 0 for r in floor):.1f}"
-            f" | {statistics.median(r['p99_ms'] for r in floor):.1f} |",
-            "",
-            f"server CPU ratio hello/floor: {h_us / f_us:.2f}"
-            f" (the req/s ratio a CPU-bound single worker would reach)",
-        ]
+    if not hello:
+        return "\n".join(lines)
+    h_rps = statistics.median(r["rps"] for r in hello)
+    h_us = statistics.median(r["server_us_per_req"] for r in hello)
+    lines += [
+        "",
+        "| endpoint | req/s median [min–max] | p99 ms | ratio to hello (of medians) | median of pair ratios "
+        "| server CPU µs/req | hello CPU ÷ its CPU | mean batch |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for endpoint in dict.fromkeys(r["endpoint"] for r in rows):
+        sel = [r for r in rows if r["endpoint"] == endpoint]
+        rps = [r["rps"] for r in sel]
+        us = statistics.median(r["server_us_per_req"] for r in sel)
+        pairs = [r["rps"] / h["rps"] for h in hello for r in sel if r["run"] == h["run"] and h["rps"]]
+        batches = [r["mean_batch"] for r in sel if r["mean_batch"]]
+        lines.append(
+            f"| {endpoint} | {statistics.median(rps):,.0f} [{min(rps):,.0f}–{max(rps):,.0f}]"
+            f" | {statistics.median(r['p99_ms'] for r in sel):.1f}"
+            f" | {statistics.median(rps) / h_rps:.2f} | {statistics.median(pairs):.2f} | {us:.0f}"
+            f" | {h_us / us:.2f} | {f'{statistics.median(batches):.1f}' if batches else '–'} |"
+        )
     return "\n".join(lines)
 
 
@@ -648,7 +685,12 @@ def main() -> None:
     parser.add_argument(
         "--prefill", type=int, default=0, help="callback and nonce rows in each database before timing"
     )
-    parser.add_argument("--runs", type=int, default=3, help="pairs of (hello, floor) runs")
+    parser.add_argument(
+        "--endpoints",
+        default="floor",
+        help="measured next to /hello: floor, floor-cached, and for attribution floor-numbers, floor-auth",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="rounds of (hello, endpoints...) runs")
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--connections", type=int, default=64)
@@ -658,6 +700,9 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="JSON-lines file to append the results to")
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",") if b]
+    args.endpoints = [e for e in args.endpoints.split(",") if e]
+    if unknown := {"/" + e for e in args.endpoints} - STAGES.keys():
+        parser.error(f"unknown endpoints: {sorted(unknown)}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server is stopped on kill
     import api_throughput as at  # the harness only: the server process stays free of webcallback
 
