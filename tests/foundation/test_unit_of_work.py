@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,6 +88,37 @@ def test_a_task_started_inside_a_unit_does_not_use_it_after_it_ended(sqlite_db: 
 
     assert asyncio.run(main())
     assert _nonces_seen_from_outside(sqlite_db) == 1
+
+
+def test_a_unit_inside_a_unit_joins_it(sqlite_db: Database) -> None:
+    account_id, nonces = _account(sqlite_db), NonceStore(sqlite_db)
+    with sqlite_db.unit():
+        with sqlite_db.unit():
+            nonces.claim(account_id, "inner")
+        assert _nonces_seen_from_outside(sqlite_db) == 0
+    assert _nonces_seen_from_outside(sqlite_db) == 1
+
+
+def test_the_service_checkpoints_the_wal_from_a_thread(sqlite_db: Database) -> None:
+    account_id, nonces = _account(sqlite_db), NonceStore(sqlite_db)
+    main_file = Path(str(sqlite_db.engine.url.database))
+    sqlite_db.start_checkpointer(every=0.05)
+    try:
+        with sqlite_db.connect() as conn:  # SQLite's own checkpoints are off on our connections
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        time.sleep(0.2)
+        before = main_file.stat().st_size
+        with sqlite_db.unit():  # far fewer pages than SQLite's own 1,000-page checkpoint
+            for i in range(3000):
+                nonces.claim(account_id, f"nonce-{i:06d}")
+        # New pages reach the main file only through a checkpoint: ours, from the thread.
+        deadline = time.monotonic() + 10
+        while main_file.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert main_file.stat().st_size > before
+    finally:
+        sqlite_db.stop_checkpointer()
+    assert _nonces_seen_from_outside(sqlite_db) == 3000
 
 
 def test_on_postgresql_a_unit_changes_nothing(db: Database) -> None:

@@ -118,7 +118,8 @@ class Database:
         exception. On PostgreSQL (store calls in a thread pool) and when already inside a unit
         this does nothing. The block must not wait on the event loop after its first write: SQLite
         holds the write lock until the commit (see `commit_unit`)."""
-        if not self.is_sqlite or self._unit.get() is not None:
+        outer = self._unit.get()
+        if not self.is_sqlite or (outer is not None and outer.open):
             yield
             return
         with self.engine.connect() as connection:
