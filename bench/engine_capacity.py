@@ -294,6 +294,10 @@ async def drive(args: argparse.Namespace, workdir: Path, a: Child, b: Child, a_p
                 track: Track) -> dict[str, Any]:  # fmt: skip
     engine = make_engine(args, f"127.0.0.1:{free_port_pair(args.processes)}")
     await engine.start()
+    if args.young_gc:  # the workers' GC policy, in this process (the workers always have it)
+        importlib.import_module("webcallback.engines.sip.worker").Collector(
+            asyncio.get_running_loop()
+        ).start()
     me = os.getpid()
     pids = engine_pids(engine)
     tasks: set[asyncio.Task[None]] = set()
@@ -527,6 +531,7 @@ def main() -> None:
     parser.add_argument("--linger", type=float, default=32.0, help="engine.sip.linger (UA godead)")
     parser.add_argument("--gc-threshold", default=None, help="e.g. 100000,50,100 (gc.set_threshold)")
     parser.add_argument("--gc-full-every", type=float, default=0, help="explicit gc.collect() every S s")
+    parser.add_argument("--young-gc", action="store_true", help="the SIP workers' GC policy in this process")
     parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval (s)")
     parser.add_argument("--pcap", action="store_true", help="tcpdump loopback for the wire latency")
     parser.add_argument("--pyspy", default=None, help="START:SECONDS, e.g. 10:20 (py-spy record)")
