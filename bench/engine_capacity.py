@@ -8,8 +8,13 @@ engine itself hangs up after the talk time. Two SIPp UAS (`bench/sipp/uas_answer
 calls, `--ring-ms` before answering) play the destination (A, dialled first) and the callback
 number (B). A callback counts as OK only if `run_callback` returned `completed=True`.
 
+`--processes N` (N > 1) runs the engine as `ShardedSipEngine`: N worker processes, each a SIP engine
+on its own port, this process being the parent that shards callbacks among them
+(`engine.sip.processes`). "Engine" CPU and RSS are then the sum of this process and the workers.
+
 Measured, per second, into `progress.ndjson`: started / finished / failed, callbacks bridged right
-now (seen BRIDGED, not yet returned), this process's RSS and CPU, the SIPp processes' CPU, and the
+now (seen BRIDGED, not yet returned), the engine's RSS and CPU (this process alone: `parent_cores`),
+the SIPp processes' CPU, and the
 machine's CPU used by everything else ("other", in cores: the 2 cores are shared with other
 tenants). The summary (`summary.json` and stdout) gives failures, the steady-window CPU per
 callback, peak concurrency, RSS, GC pauses and click-to-bridged latency (engine clock).
@@ -86,7 +91,11 @@ def proc_ticks(pid: int) -> int:
 
 
 def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # a worker that has exited
+        return 0.0
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -129,6 +138,15 @@ class Child:
                 self.proc.wait(5)
         self.out.close()
         return self.proc.returncode
+
+
+def free_port_pair(count: int) -> int:
+    """A UDP port with the next `count - 1` ports free too (worker i listens on port + i)."""
+    for _ in range(100):
+        port = free_udp_port()
+        if port + count <= 65536 and not any(udp_bound(port + i) for i in range(1, count)):
+            return port
+    raise RuntimeError(f"no {count} free UDP ports in a row")
 
 
 def udp_bound(port: int) -> bool:
@@ -177,14 +195,30 @@ def sipp_stats(path: Path) -> dict[str, str]:
 # --- the engine ---------------------------------------------------------------------------------
 
 
+def port_next_hop(number: str) -> tuple[str, int]:
+    """Each number goes to the SIPp whose port its last 5 digits name."""
+    return "127.0.0.1", int(number[-5:])
+
+
 def make_engine(args: argparse.Namespace, listen: str) -> TelephonyEngine:
-    """The embedded SIP engine, each number routed to the SIPp whose port its last 5 digits name."""
+    """The embedded SIP engine: in this process, or `--processes` worker processes."""
     from webcallback.config import SipSettings
 
-    SipEngine = importlib.import_module("webcallback.engines.sip").SipEngine  # branch `sip`
+    sip = importlib.import_module("webcallback.engines.sip")
     settings = SipSettings(listen=listen, udp_workers=args.udp_workers, linger=args.linger)
-    engine: TelephonyEngine = SipEngine(settings, next_hop=lambda number: ("127.0.0.1", int(number[-5:])))
+    if args.processes > 1:  # workers import the next hop: this file is on their path as a module
+        engine: TelephonyEngine = sip.ShardedSipEngine(
+            settings, processes=args.processes, next_hop=f"{Path(__file__).stem}:port_next_hop"
+        )
+    else:
+        engine = sip.SipEngine(settings, next_hop=port_next_hop)
     return engine
+
+
+def engine_pids(engine: TelephonyEngine) -> list[int]:
+    """This process and the engine's worker processes, if it has any."""
+    workers = getattr(engine, "workers", [])
+    return [os.getpid(), *(w.process.pid for w in workers if w.process is not None)]
 
 
 @dataclass
@@ -258,19 +292,34 @@ async def one_callback(engine: TelephonyEngine, i: int, a_port: int, b_port: int
 
 async def drive(args: argparse.Namespace, workdir: Path, a: Child, b: Child, a_port: int, b_port: int,
                 track: Track) -> dict[str, Any]:  # fmt: skip
-    engine = make_engine(args, f"127.0.0.1:{free_udp_port()}")
+    engine = make_engine(args, f"127.0.0.1:{free_port_pair(args.processes)}")
     await engine.start()
+    if args.young_gc:  # the workers' GC policy, in this process (the workers always have it)
+        importlib.import_module("webcallback.engines.sip.worker").Collector(
+            asyncio.get_running_loop()
+        ).start()
     me = os.getpid()
+    pids = engine_pids(engine)
     tasks: set[asyncio.Task[None]] = set()
     stop_monitor = asyncio.Event()
     progress = open(workdir / "progress.ndjson", "w")  # noqa: SIM115 (closed below)
 
     async def monitor() -> None:
-        last = (proc_ticks(me), proc_ticks(a.pid) + proc_ticks(b.pid), *machine_ticks(), time.monotonic())
+        def ticks() -> tuple[int, int, int, int, float, list[int]]:
+            each = [proc_ticks(pid) for pid in pids]  # this process first, then the workers
+            return (
+                sum(each),
+                proc_ticks(a.pid) + proc_ticks(b.pid),
+                *machine_ticks(),
+                time.monotonic(),
+                each,
+            )
+
+        last = ticks()
         t_start = time.monotonic()
         while not stop_monitor.is_set():
             await asyncio.sleep(1)
-            now = (proc_ticks(me), proc_ticks(a.pid) + proc_ticks(b.pid), *machine_ticks(), time.monotonic())
+            now = ticks()
             dt = now[4] - last[4]
             busy = (now[2] - last[2]) / max(now[3] - last[3], 1) * NCPU
             engine_cores = (now[0] - last[0]) / CLK_TCK / dt
@@ -281,8 +330,12 @@ async def drive(args: argparse.Namespace, workdir: Path, a: Child, b: Child, a_p
                 "finished": track.finished,
                 "failed": track.failed,
                 "bridged_now": track.bridged_now,
-                "rss_mb": round(rss_mb(), 1),
+                "rss_mb": round(sum(rss_mb(pid) for pid in pids), 1),
                 "engine_cores": round(engine_cores, 3),
+                "parent_cores": round((now[5][0] - last[5][0]) / CLK_TCK / dt, 3),
+                "worker_cores": [
+                    round((n - o) / CLK_TCK / dt, 3) for n, o in zip(now[5][1:], last[5][1:], strict=True)
+                ],
                 "sipp_cores": round(sipp_cores, 3),
                 "other_cores": round(busy - engine_cores - sipp_cores, 3),
             }
@@ -336,9 +389,7 @@ async def drive(args: argparse.Namespace, workdir: Path, a: Child, b: Child, a_p
 
 
 def start_pyspy(pid: int, workdir: Path, seconds: float) -> Child | None:
-    exe = shutil.which("py-spy") or next(
-        (p for p in ("/tmp/benchtools/bin/py-spy",) if os.path.exists(p)), None
-    )
+    exe = os.environ.get("PYSPY") or shutil.which("py-spy")
     if exe is None:
         print("py-spy not found; no profile", file=sys.stderr)
         return None
@@ -439,6 +490,13 @@ def summarise(args: argparse.Namespace, track: Track, gcw: GcWatch, extra: dict[
         "steady_window_s": [steady[0]["t"], steady[-1]["t"]] if steady else [],
         "engine_cores_steady": round(engine_cores, 3),
         "engine_ms_per_callback": round(engine_cores * 1000 / args.rate, 2) if args.rate else None,
+        "parent_cores_steady": round(statistics.mean(s["parent_cores"] for s in steady), 3) if steady else 0,
+        "worker_cores_steady": [
+            round(statistics.mean(s["worker_cores"][i] for s in steady), 3)
+            for i in range(len(steady[0]["worker_cores"]))
+        ]
+        if steady
+        else [],
         "engine_cores_max_1s": max((s["engine_cores"] for s in track.samples), default=0),
         "sipp_cores_steady": round(statistics.mean(s["sipp_cores"] for s in steady), 3) if steady else 0,
         "other_cores_steady": round(statistics.mean(s["other_cores"] for s in steady), 3) if steady else 0,
@@ -468,10 +526,12 @@ def main() -> None:
     parser.add_argument("--talk", type=float, default=5, help="bridged seconds before the engine hangs up")
     parser.add_argument("--ring-ms", type=int, default=100, help="SIPp rings this long before answering")
     parser.add_argument("--ring-timeout", type=float, default=30)
+    parser.add_argument("--processes", type=int, default=1, help="engine.sip.processes (worker processes)")
     parser.add_argument("--udp-workers", type=int, default=1, help="engine.sip.udp_workers")
     parser.add_argument("--linger", type=float, default=32.0, help="engine.sip.linger (UA godead)")
     parser.add_argument("--gc-threshold", default=None, help="e.g. 100000,50,100 (gc.set_threshold)")
     parser.add_argument("--gc-full-every", type=float, default=0, help="explicit gc.collect() every S s")
+    parser.add_argument("--young-gc", action="store_true", help="the SIP workers' GC policy in this process")
     parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval (s)")
     parser.add_argument("--pcap", action="store_true", help="tcpdump loopback for the wire latency")
     parser.add_argument("--pyspy", default=None, help="START:SECONDS, e.g. 10:20 (py-spy record)")
@@ -514,6 +574,8 @@ def main() -> None:
     finally:
         for child in reversed(children):
             child.stop(signal.SIGUSR1 if child.name.startswith("sipp") else signal.SIGINT)
+    # cyclic garbage left by the run (all of it, with --gc-threshold 0): what refcounting did not free
+    extra["gc_unreachable_at_end"] = gc.collect()
     stats = {"A": sipp_stats(workdir / "sipp_A_stat.csv"), "B": sipp_stats(workdir / "sipp_B_stat.csv")}
     wire = wire_latency(workdir / "sip.pcap", a_port, b_port) if args.pcap else None
     summary = summarise(args, track, gcw, extra, stats, wire)

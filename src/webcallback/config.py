@@ -197,6 +197,13 @@ class SipSettings:
         "Process-wide: the first engine started sets it.",
         32.0,
     )
+    processes: int = doc(
+        "SIP worker processes. 1: the engine runs inside the service's process. N > 1: N worker "
+        "processes, each a whole SIP engine on its own UDP port (`listen`'s port, port + 1, ...), "
+        "callbacks shared among them by id; sippy's reactor does about one core of work per "
+        "process, so this is how a node uses more than one core. 0: one per CPU core.",
+        1,
+    )
 
 
 @dataclass(frozen=True)

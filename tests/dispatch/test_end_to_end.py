@@ -251,3 +251,53 @@ def test_after_a_crash_the_lab_phones_are_gone_and_the_restart_fails_the_call_as
     assert (body["state"], body["reason"]) == ("failed", "interrupted")
     assert body["cdr"]["reason"] == "interrupted" and body["cdr"]["bridged_at"] is not None
     assert {leg["state"] for leg in body["legs"].values()} == {"ended"}
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+async def test_sip_worker_processes_place_callbacks_and_stop_with_the_service(
+    sqlite_url: str, tmp_path: Path, phones: LabPhones
+) -> None:
+    """`engine.sip.processes = 2`: the service's callbacks go through two SIP worker processes,
+    and SIGTERM hangs up through them and leaves none behind."""
+    listen = next(p for p in iter(free_udp_port, 0) if not udp_port_bound("127.0.0.1", p + 1))
+    env, cwd = start(sqlite_url, tmp_path, phones.uri, ENGINE__SIP__PROCESSES="2",
+                     ENGINE__SIP__LISTEN=f"127.0.0.1:{listen}", CALLS__SHUTDOWN="hangup")  # fmt: skip
+    with running_service(env, cwd) as service:
+        workers = [p for p in _children(service.proc.pid) if "webcallback.engines.sip.worker" in _cmdline(p)]
+        assert len(workers) == 2, service.stderr[-3000:]
+        first = place(service)
+        assert watch(service, first)[-2:] == ["bridged", "completed"]
+        second = place(service)
+        service.wait_status(second, ("bridged",))
+        assert service.terminate()
+    services = build_services(load_settings(os.devnull, environ=env))
+    try:
+        from webcallback.service.status import StatusService
+
+        body = StatusService(services.db).show(second)
+    finally:
+        services.close()
+    assert body is not None and body["state"] == "completed"
+    assert {leg["ended_by"] for leg in body["legs"].values()} == {"shutdown"}
+    assert all(_gone(pid) for pid in workers)
+    assert "SIP engine started: 2 worker processes" in service.stderr

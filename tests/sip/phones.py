@@ -156,9 +156,15 @@ class Phone:
         return self.rc
 
     def kill(self) -> None:
+        # SIGTERM: `timeout` passes it on to SIPp; SIGKILL would kill `timeout` alone and leave
+        # SIPp running (its own -timeout does not end a call stuck in the scenario).
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def messages(self) -> list[SipMessage]:
         if not self.trace_file.exists():

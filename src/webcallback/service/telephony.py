@@ -22,9 +22,9 @@ EngineFactory = Callable[[Settings], TelephonyEngine]
 
 
 def sip_engine(settings: Settings) -> TelephonyEngine:
-    from webcallback.engines.sip import SipEngine  # imports sippy: only when the engine is used
+    from webcallback.engines.sip import create_engine  # imports sippy: only when the engine is used
 
-    return SipEngine(settings.engine.sip)
+    return create_engine(settings.engine.sip)
 
 
 def telephony_hook(factory: EngineFactory = sip_engine, **dispatcher_options: float) -> LifespanHook:

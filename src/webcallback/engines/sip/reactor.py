@@ -1,11 +1,12 @@
 """sippy's event loop in a thread of its own, shared by every SIP engine in the process.
 
 sippy is not asyncio-based: `ED2` is one reactor per process (a 100 Hz loop created at import
-time) whose timers and UA objects are not thread-safe, with UDP I/O in helper threads that hand
-packets to it. So every sippy object is created and touched only in the reactor thread; other
-threads get in with `call()` (`ED2.callFromThread`). Because there is only one ED2, the reactor is
-reference-counted: engines `acquire()` it (the first starts it) and `release()` it (the last stops
-it), and they must all agree on the listen address. It can be started again after a stop.
+time) whose timers and UA objects are not thread-safe, with UDP receive threads that hand packets
+to it (sends leave from the reactor thread itself, `direct_send`). So every sippy object is
+created and touched only in the reactor thread; other threads get in with `call()`
+(`ED2.callFromThread`). Because there is only one ED2, the reactor is reference-counted: engines
+`acquire()` it (the first starts it) and `release()` it (the last stops it), and they must all
+agree on the listen address. It can be started again after a stop.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 from sippy.Core.EventDispatcher import ED2
 from sippy.SipConf import SipConf
 from sippy.SipTransactionManager import SipTransactionManager
+from sippy.Udp_server import Udp_server_opts
 
 from webcallback.engines.base import EngineError
 from webcallback.engines.sip import patches, tuning
+from webcallback.engines.sip.direct_send import DirectUdpServer
 
 log = logging.getLogger(__name__)
 sip_trace = logging.getLogger("webcallback.engines.sip.trace")
@@ -34,6 +37,12 @@ class _SipLog:
     def write(self, *args: Any, **kwargs: Any) -> None:
         if sip_trace.isEnabledFor(logging.DEBUG):
             sip_trace.debug("%s", "".join(str(a) for a in args).rstrip())
+
+
+class _TransactionManager(SipTransactionManager):  # type: ignore[misc]
+    """sippy's transaction manager on UDP servers that send from the reactor thread."""
+
+    model_udp_server = (DirectUdpServer, Udp_server_opts)
 
 
 class Reactor:
@@ -71,7 +80,7 @@ class Reactor:
         ED2.my_ident = threading.get_ident()
         config: dict[str, Any] = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": _SipLog()}
         try:
-            config["_sip_tm"] = SipTransactionManager(config, _out_of_dialog_request)
+            config["_sip_tm"] = _TransactionManager(config, _out_of_dialog_request)
         except Exception as exc:  # sippy raises bare Exception/OSError when the bind fails
             self._error = exc
             self._ready.set()
