@@ -205,7 +205,12 @@ def make_engine(args: argparse.Namespace, listen: str) -> TelephonyEngine:
     from webcallback.config import SipSettings
 
     sip = importlib.import_module("webcallback.engines.sip")
-    settings = SipSettings(listen=listen, udp_workers=args.udp_workers, linger=args.linger)
+    settings = SipSettings(
+        listen=listen,
+        udp_workers=args.udp_workers,
+        linger=args.linger,
+        worker_full_gc_every=args.worker_full_gc_every,
+    )
     if args.processes > 1:  # workers import the next hop: this file is on their path as a module
         engine: TelephonyEngine = sip.ShardedSipEngine(
             settings, processes=args.processes, next_hop=f"{Path(__file__).stem}:port_next_hop"
@@ -531,6 +536,9 @@ def main() -> None:
     parser.add_argument("--linger", type=float, default=32.0, help="engine.sip.linger (UA godead)")
     parser.add_argument("--gc-threshold", default=None, help="e.g. 100000,50,100 (gc.set_threshold)")
     parser.add_argument("--gc-full-every", type=float, default=0, help="explicit gc.collect() every S s")
+    parser.add_argument(
+        "--worker-full-gc-every", type=float, default=600.0, help="engine.sip.worker_full_gc_every (s)"
+    )
     parser.add_argument("--young-gc", action="store_true", help="the SIP workers' GC policy in this process")
     parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval (s)")
     parser.add_argument("--pcap", action="store_true", help="tcpdump loopback for the wire latency")

@@ -204,6 +204,12 @@ class SipSettings:
         "process, so this is how a node uses more than one core. 0: one per CPU core.",
         1,
     )
+    worker_full_gc_every: float = doc(
+        "Seconds between full garbage collections in a SIP worker process (`processes` > 1). A "
+        "worker collects its young objects every 0.25 s; a full pass walks every live call and "
+        "stops that worker's SIP traffic meanwhile (docs/engines.md gives the measured pause).",
+        600.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 YOUNG_EVERY = 0.25  # seconds between collections of the young generation
 FULL_EVERY = 600.0  # seconds between full collections
+SLOW_FULL_GC_MS = 100.0
 
 
 class Collector:
@@ -49,11 +50,13 @@ class Collector:
     of reach of later passes, at no cost), so a pass only walks a quarter second of allocations
     (11 ms on average, 32 ms at most, in one process at 150/s). sippy's calls leave next to no
     cyclic garbage (refcounting frees them), but a cycle that outlives a young pass would stay:
-    every `FULL_EVERY` seconds everything is unfrozen and collected once.
+    every `full_every` seconds (`engine.sip.worker_full_gc_every`) everything is unfrozen and
+    collected once.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, full_every: float = FULL_EVERY) -> None:
         self.loop = loop
+        self.full_every = full_every
         self.last_full = loop.time()
 
     def start(self) -> None:
@@ -61,7 +64,7 @@ class Collector:
         self.loop.call_later(YOUNG_EVERY, self.young)
 
     def young(self) -> None:
-        if self.loop.time() - self.last_full >= FULL_EVERY:
+        if self.loop.time() - self.last_full >= self.full_every:
             self.full()
         else:
             gc.collect(0)
@@ -74,7 +77,10 @@ class Collector:
         found = gc.collect()
         gc.freeze()
         self.last_full = self.loop.time()
-        log.info("full GC: %d unreachable objects, %.0f ms", found, (time.perf_counter() - started) * 1000)
+        ms = (time.perf_counter() - started) * 1000
+        # A long pass held this worker's SIP traffic (retransmissions start at 500 ms): worth a warning.
+        level = logging.WARNING if ms >= SLOW_FULL_GC_MS else logging.INFO
+        log.log(level, "full GC: %d unreachable objects, %.0f ms", found, ms)
 
 
 def die_with_parent(parent: int) -> None:
@@ -120,7 +126,7 @@ class Worker:
             await self.writer.drain()
             return
         self.engine = engine
-        Collector(asyncio.get_running_loop()).start()
+        Collector(asyncio.get_running_loop(), config.settings.worker_full_gc_every).start()
         self.send("ready")
         reading = asyncio.create_task(self._read(engine))
         await self.stopping.wait()
