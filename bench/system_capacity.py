@@ -10,7 +10,9 @@ provider runs it) driven over HTTP at a constant rate, with SIPp answering every
    and a one-line rate plan (billing on), by `bench/api_throughput.py`'s helpers.
 3. `webcallback run --config <toml>` runs in a child process (its own session), HTTP and SIP on free
    ports in 20000-32000 (outside the kernel's ephemeral range, see `webcallback.lab.phones`),
-   `[engine.sip] processes = --processes`. Limits are the defaults except
+   `[engine.sip] processes = --processes`, `[calls] concurrency` the default (500) unless
+   `--concurrency` is given: at R callbacks/s a callback holds a slot for about talk + 0.3 s, so
+   the default caps a node at about 500 / 5.3 = 94/s with 5 s of talk. Limits are the defaults except
    `security.limits.requests_per_minute_per_ip = 0` (every request comes from 127.0.0.1: the default
    120/min would refuse nearly all of them). Accounts are used round robin, so each stays under the
    default 10 requests/min per user, 100 callbacks/day and 1 callback in progress (with the default
@@ -25,6 +27,9 @@ provider runs it) driven over HTTP at a constant rate, with SIPp answering every
 5. After the service stopped (SIGTERM, as systemd would), it reads the database: callbacks by state
    and reason, request (created_at) -> bridged (CDR bridged_at) and request -> claimed (started_at)
    percentiles, and the peak number of callbacks bridged at once (sweep over CDR bridged_at..ended_at).
+
+`--pyspy START:SECONDS` records the service's parent process with py-spy (`engine_capacity`'s
+`start_pyspy`; `PYSPY` names the binary), summarised by `bench/pyspy_top.py`.
 
 Sampled every second (`progress.ndjson`): CPU cores of the service's process tree (the parent, and
 each SIP worker), of SIPp, of this driver, and of everything else on the machine ("other"); RSS of
@@ -73,7 +78,16 @@ from api_throughput import (  # noqa: E402
     prepare_database,
     usernames,
 )
-from engine_capacity import Child, percentiles, proc_ticks, rss_mb, sipp_stats, start_sipp, udp_bound  # noqa: E402
+from engine_capacity import (  # noqa: E402
+    Child,
+    percentiles,
+    proc_ticks,
+    rss_mb,
+    sipp_stats,
+    start_pyspy,
+    start_sipp,
+    udp_bound,
+)
 
 from webcallback.config import load_settings  # noqa: E402
 from webcallback.lab.phones import LAB_PORTS, free_udp_port  # noqa: E402
@@ -154,6 +168,7 @@ processes = {args.processes}
 
 [calls]
 max_duration = {args.talk}
+{f"concurrency = {args.concurrency}" if args.concurrency else "# concurrency: the default"}
 
 [security.limits]
 # every request comes from 127.0.0.1, one load generator; the only limit changed
@@ -305,6 +320,7 @@ async def drive(args: argparse.Namespace, workdir: Path, service: Service, sipp:
     monitor_task = asyncio.create_task(monitor())
     limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
     tasks: set[asyncio.Task[None]] = set()
+    pyspy: Child | None = None
     async with httpx.AsyncClient(base_url=service.base, limits=limits, timeout=args.http_timeout) as client:
         t0 = time.monotonic()
         i = 0
@@ -317,6 +333,8 @@ async def drive(args: argparse.Namespace, workdir: Path, service: Service, sipp:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 i += 1
+            if args.pyspy and pyspy is None and elapsed >= args.pyspy[0]:
+                pyspy = start_pyspy(service.proc.pid, workdir, args.pyspy[1])
             await asyncio.sleep(0.01)
         requests_s = time.monotonic() - t0
         if tasks:
@@ -333,6 +351,8 @@ async def drive(args: argparse.Namespace, workdir: Path, service: Service, sipp:
     stop.set()
     await monitor_task
     progress.close()
+    if pyspy is not None:
+        pyspy.stop(signal.SIGINT)
     return {"requests_s": round(requests_s, 2), "settled_s": round(settled_s, 2),
             "states_at_settle": last_states}  # fmt: skip
 
@@ -442,13 +462,16 @@ def main() -> None:
     parser.add_argument("--talk", type=float, default=5, help="[calls] max_duration: bridged seconds")
     parser.add_argument("--ring-ms", type=int, default=100, help="SIPp rings this long before answering")
     parser.add_argument("--processes", type=int, default=1, help="[engine.sip] processes")
+    parser.add_argument("--concurrency", type=int, default=0, help="[calls] concurrency (0: default)")
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
     parser.add_argument("--connections", type=int, default=100, help="driver's HTTP connection pool")
     parser.add_argument("--http-timeout", type=float, default=30)
     parser.add_argument("--settle", type=float, default=120, help="longest wait for final states")
+    parser.add_argument("--pyspy", default=None, help="START:SECONDS: py-spy record the service's parent")
     parser.add_argument("--out", default=None, help="output dir (default var/bench/system-<time>)")
     args = parser.parse_args()
+    args.pyspy = tuple(float(x) for x in args.pyspy.split(":")) if args.pyspy else None
     workdir = Path(args.out or ROOT / "var" / "bench" / time.strftime("system-%Y%m%dT%H%M%S")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks below
