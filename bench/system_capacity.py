@@ -36,7 +36,7 @@ each SIP worker), of SIPp, of this driver, and of everything else on the machine
 the service tree. The summary (`summary.json` in `--out` and stdout) gives means over the steady
 window (talk + 3 s .. end of requests), when calls are both starting and ending.
 
-    flock /tmp/wcb-heavy.lock env PYTHONPATH=src .venv/bin/python bench/system_capacity.py \
+    flock "$LOCK" env PYTHONPATH=src .venv/bin/python bench/system_capacity.py \
         --rate 100 --duration 60 --talk 5 --processes 2 --out var/bench/system-r100-p2
 
 Loopback only; every child is stopped by its own pid (SIPp runs under coreutils `timeout`).
