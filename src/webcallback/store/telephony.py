@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     insert,
     select,
     update,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from webcallback.engines.base import CallOutcome, LegRecord, LegRole, LegState, ProgressEvent
 from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _aware, _row_to_callback
 from webcallback.store.db import Database
+from webcallback.store.prepared import Prepared
 from webcallback.store.schema import callbacks, metadata
 
 callback_legs = Table(
@@ -84,6 +86,49 @@ _TIME_COLUMNS = ("trying_at", "ringing_at", "answered_at", "bridged_at", "ended_
 _CDR_TIME_COLUMNS = ("started_at", "bridged_at", "ended_at")
 
 
+# The dispatcher records up to ten steps per callback and finishes each one: on SQLite that runs on
+# the event loop, where building these statements per call was most of the node's CPU at high
+# rates (BENCHMARKS.md, "Whole node"). Prepared per set of columns (store/prepared.py).
+_leg_updates: dict[tuple[str, ...], Prepared] = {}
+_leg_inserts: dict[tuple[str, ...], Prepared] = {}
+_cdr_inserts: dict[tuple[str, ...], Prepared] = {}
+_FINISH = Prepared(
+    update(callbacks)
+    .where(
+        callbacks.c.id == bindparam("k_id"),
+        (callbacks.c.state == DIALING) | (callbacks.c.state == BRIDGED),
+    )
+    .values(
+        state=bindparam("v_state"),
+        reason=bindparam("v_reason"),
+        updated_at=bindparam("v_now"),
+        ended_at=bindparam("v_now"),
+    )
+)
+
+
+def _leg_update(columns: tuple[str, ...]) -> Prepared:
+    prepared = _leg_updates.get(columns)
+    if prepared is None:
+        stmt = (
+            update(callback_legs)
+            .where(
+                callback_legs.c.callback_id == bindparam("k_callback_id"),
+                callback_legs.c.role == bindparam("k_role"),
+            )
+            .values({name: bindparam("v_" + name) for name in columns})
+        )
+        prepared = _leg_updates[columns] = Prepared(stmt)
+    return prepared
+
+
+def _insert_into(cache: dict[tuple[str, ...], Prepared], table: Table, columns: tuple[str, ...]) -> Prepared:
+    prepared = cache.get(columns)
+    if prepared is None:
+        prepared = cache[columns] = Prepared(insert(table), column_keys=columns)
+    return prepared
+
+
 def from_epoch(at: float | None) -> datetime | None:
     return None if at is None else datetime.fromtimestamp(at, UTC)
 
@@ -126,11 +171,12 @@ class TelephonyStore:
         step = _STEP_COLUMN.get(event.state)
         if step is not None:
             values[step] = at
-        key = (callback_legs.c.callback_id == event.callback_id, callback_legs.c.role == event.leg.value)
+        params = {"k_callback_id": event.callback_id, "k_role": event.leg.value}
+        params.update({"v_" + name: value for name, value in values.items()})
         with self._db.begin() as conn:
-            if conn.execute(update(callback_legs).where(*key).values(**values)).rowcount == 0:
-                row = {"callback_id": event.callback_id, "role": event.leg.value, "number": number}
-                conn.execute(insert(callback_legs).values(**row, **values))
+            if _leg_update(tuple(values)).execute(conn, params).rowcount == 0:
+                row = {"callback_id": event.callback_id, "role": event.leg.value, "number": number, **values}
+                _insert_into(_leg_inserts, callback_legs, tuple(row)).execute(conn, row)
 
     def record_final_legs(self, callback_id: str, legs: dict[LegRole, LegRecord]) -> None:
         """Close each dialled leg's row with the engine's final account (it wins over a lost
@@ -167,14 +213,13 @@ class TelephonyStore:
         False (nothing written) when it was not in flight: someone else already ended it."""
         now = datetime.now(UTC)
         with self._db.begin() as conn:
-            moved = conn.execute(
-                update(callbacks)
-                .where(callbacks.c.id == callback.id, callbacks.c.state.in_((DIALING, BRIDGED)))
-                .values(state=state, reason=outcome.reason, updated_at=now, ended_at=now)
+            moved = _FINISH.execute(
+                conn, {"k_id": callback.id, "v_state": state, "v_reason": outcome.reason, "v_now": now}
             )
             if moved.rowcount != 1:
                 return False
-            conn.execute(insert(callback_cdrs).values(**_cdr_row(callback, outcome, now)))
+            row = _cdr_row(callback, outcome, now)
+            _insert_into(_cdr_inserts, callback_cdrs, tuple(row)).execute(conn, row)
         return True
 
     # ---- reading ---------------------------------------------------------------------------
