@@ -255,7 +255,9 @@ class Baresip:
         assert BARESIP is not None
         conf = self.workdir / f"baresip_{self.port}"
         conf.mkdir(parents=True)
-        rtp = 20000 + (self.port % 20000)
+        # Below the phone lab's ports (LAB_PORTS, 20000-32000) and the kernel's ephemeral range: an
+        # RTP range there once took the port a parallel test's lab SIPp was about to bind (errno 98).
+        rtp = 10000 + (self.port % 9900)
         (conf / "config").write_text(_BARESIP_CONFIG.format(port=self.port, rtp=rtp, rtp_end=rtp + 20))
         (conf / "accounts").write_text(
             f"<sip:{self.number}@127.0.0.1:{self.port}>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA\n"
