@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 from webcallback.store.accounts import AccountStore
 from webcallback.store.db import Database
-from webcallback.store.prepared import NotPreparable, Prepared
+from webcallback.store.prepared import NotPreparable, Prepared, PreparedInsert
 from webcallback.store.schema import accounts, callbacks
 
 
@@ -80,3 +80,17 @@ def test_what_it_does_not_handle_is_refused_early(db: Database) -> None:
     by_name = Prepared(select(accounts.c.id).where(accounts.c.username == bindparam("username")))
     with db.connect() as conn, pytest.raises(KeyError, match="username"):
         by_name.execute(conn, {})
+
+
+def test_prepared_insert_takes_rows_with_different_columns(db: Database) -> None:
+    now = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
+    base = {"username": "alice", "destination": "+16502530000", "callback": "+12025550143",
+            "state": "queued", "created_at": now, "updated_at": now}  # fmt: skip
+    inserts = PreparedInsert(callbacks)
+    with db.begin() as conn:
+        inserts.execute(conn, {"id": "a", **base})
+        inserts.execute(conn, {"id": "b", **base, "max_duration": 90.0, "country": "US"})
+    with db.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(callbacks)).all()}
+    assert rows["a"].max_duration is None and rows["a"].country is None
+    assert rows["b"].max_duration == 90.0 and rows["b"].country == "US"

@@ -29,7 +29,7 @@ from webcallback.billing.rating import Rate, RateDeck, RawRate, money
 from webcallback.billing.settlement import Settlement
 from webcallback.store.billing_schema import RELEASED, RESERVED, SETTLED, charges, ledger, rate_plans, rates
 from webcallback.store.db import Database
-from webcallback.store.prepared import Prepared
+from webcallback.store.prepared import Prepared, PreparedInsert
 from webcallback.store.schema import accounts, callbacks
 
 EPSILON = Decimal("0.0000005")
@@ -234,6 +234,7 @@ class Reservation:
 _AVAILABLE = Prepared(
     select(accounts.c.balance, accounts.c.reserved).where(accounts.c.id == bindparam("account_id"))
 )
+_INSERT_CHARGE = PreparedInsert(charges)
 _RESERVE = Prepared(
     update(accounts)
     .where(
@@ -264,7 +265,7 @@ class CreditStore:
             if held.rowcount != 1:
                 return False
             row = _reservation_row(r)
-            _insert_charge(tuple(row)).execute(conn, row)
+            _INSERT_CHARGE.execute(conn, row)
         return True
 
     def charge_row(self, callback_id: str) -> Any:
@@ -354,16 +355,6 @@ class CreditStore:
         with self._db.connect() as conn:
             rows = conn.execute(query.order_by(charges.c.created_at, charges.c.callback_id))
             return [dict(r._mapping) for r in rows]
-
-
-_charge_inserts: dict[tuple[str, ...], Prepared] = {}
-
-
-def _insert_charge(columns: tuple[str, ...]) -> Prepared:
-    prepared = _charge_inserts.get(columns)
-    if prepared is None:
-        prepared = _charge_inserts[columns] = Prepared(insert(charges), column_keys=columns)
-    return prepared
 
 
 def _reservation_row(r: Reservation) -> dict[str, Any]:

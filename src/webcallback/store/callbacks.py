@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import CompileError
 
 from webcallback.store.db import Database
-from webcallback.store.prepared import Prepared
+from webcallback.store.prepared import PreparedInsert
 from webcallback.store.schema import callbacks
 
 QUEUED = "queued"
@@ -70,7 +70,7 @@ def _row_to_callback(row: Any) -> Callback:
 
 # Prepared once per set of columns given (store/prepared.py). Unlike `.values(**row)` it would ignore
 # a key that names no column, so create() refuses those itself.
-_INSERTS: dict[tuple[str, ...], Prepared] = {}
+_INSERT = PreparedInsert(callbacks)
 _COLUMN_NAMES = frozenset(callbacks.columns.keys())
 
 
@@ -97,12 +97,8 @@ class CallbackStore:
         row.setdefault("id", new_callback_id())
         if unknown := row.keys() - _COLUMN_NAMES:
             raise CompileError(f"Unconsumed column names: {', '.join(sorted(unknown))}")
-        columns = tuple(row)
-        prepared = _INSERTS.get(columns)
-        if prepared is None:
-            prepared = _INSERTS[columns] = Prepared(insert(callbacks), column_keys=columns)
         with self._db.begin() as conn:
-            prepared.execute(conn, row)
+            _INSERT.execute(conn, row)
         return _as_stored(row)
 
     def find(self, callback_id: str) -> Callback | None:

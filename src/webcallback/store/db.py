@@ -95,19 +95,19 @@ class Database:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
 
+    def _open_unit(self) -> _Unit | None:
+        unit = self._unit.get()
+        return unit if unit is not None and unit.open else None
+
     def begin(self) -> contextlib.AbstractContextManager[Connection]:
         """A connection in a transaction committed on leaving the block (the unit's, if open)."""
-        unit = self._unit.get()
-        if unit is not None and unit.open:
-            return contextlib.nullcontext(unit.connection)
-        return self.engine.begin()
+        unit = self._open_unit()
+        return contextlib.nullcontext(unit.connection) if unit else self.engine.begin()
 
     def connect(self) -> contextlib.AbstractContextManager[Connection]:
         """A connection for reads (the unit's, if open, so reads see its writes)."""
-        unit = self._unit.get()
-        if unit is not None and unit.open:
-            return contextlib.nullcontext(unit.connection)
-        return self.engine.connect()
+        unit = self._open_unit()
+        return contextlib.nullcontext(unit.connection) if unit else self.engine.connect()
 
     @contextlib.contextmanager
     def unit(self, keep_on: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
@@ -118,8 +118,7 @@ class Database:
         exception. On PostgreSQL (store calls in a thread pool) and when already inside a unit
         this does nothing. The block must not wait on the event loop after its first write: SQLite
         holds the write lock until the commit (see `commit_unit`)."""
-        outer = self._unit.get()
-        if not self.is_sqlite or (outer is not None and outer.open):
+        if not self.is_sqlite or self._open_unit() is not None:
             yield
             return
         with self.engine.connect() as connection:
@@ -142,8 +141,8 @@ class Database:
     def commit_unit(self) -> None:
         """Commit what the open unit wrote so far and go on in a new transaction: called before
         waiting on the event loop inside a unit, so that other requests can write meanwhile."""
-        unit = self._unit.get()
-        if unit is not None and unit.open:
+        unit = self._open_unit()
+        if unit is not None:
             unit.transaction.commit()
             unit.transaction = unit.connection.begin()
 

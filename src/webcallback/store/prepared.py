@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, Dialect, Table, insert
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
@@ -140,3 +140,19 @@ class Prepared:
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         cursor.execute(compiled.sql, compiled.parameters(parameters or {}))
         return Result(compiled, cursor)
+
+
+class PreparedInsert:
+    """`INSERT INTO table` of a row given as a dict, prepared once per set of columns the rows
+    name (the callers' rows vary a little: optional columns left out)."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        self._by_columns: dict[tuple[str, ...], Prepared] = {}
+
+    def execute(self, connection: Connection, row: Mapping[str, Any]) -> Result:
+        columns = tuple(row)
+        prepared = self._by_columns.get(columns)
+        if prepared is None:
+            prepared = self._by_columns[columns] = Prepared(insert(self._table), column_keys=columns)
+        return prepared.execute(connection, row)

@@ -26,7 +26,6 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    insert,
     select,
     update,
 )
@@ -34,7 +33,7 @@ from sqlalchemy import (
 from webcallback.engines.base import CallOutcome, LegRecord, LegRole, LegState, ProgressEvent
 from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _aware, _row_to_callback
 from webcallback.store.db import Database
-from webcallback.store.prepared import Prepared
+from webcallback.store.prepared import Prepared, PreparedInsert
 from webcallback.store.schema import callbacks, metadata
 
 callback_legs = Table(
@@ -90,8 +89,8 @@ _CDR_TIME_COLUMNS = ("started_at", "bridged_at", "ended_at")
 # the event loop, where building these statements per call was most of the node's CPU at high
 # rates (BENCHMARKS.md, "Whole node"). Prepared per set of columns (store/prepared.py).
 _leg_updates: dict[tuple[str, ...], Prepared] = {}
-_leg_inserts: dict[tuple[str, ...], Prepared] = {}
-_cdr_inserts: dict[tuple[str, ...], Prepared] = {}
+_INSERT_LEG = PreparedInsert(callback_legs)
+_INSERT_CDR = PreparedInsert(callback_cdrs)
 _FINISH = Prepared(
     update(callbacks)
     .where(
@@ -119,13 +118,6 @@ def _leg_update(columns: tuple[str, ...]) -> Prepared:
             .values({name: bindparam("v_" + name) for name in columns})
         )
         prepared = _leg_updates[columns] = Prepared(stmt)
-    return prepared
-
-
-def _insert_into(cache: dict[tuple[str, ...], Prepared], table: Table, columns: tuple[str, ...]) -> Prepared:
-    prepared = cache.get(columns)
-    if prepared is None:
-        prepared = cache[columns] = Prepared(insert(table), column_keys=columns)
     return prepared
 
 
@@ -176,7 +168,7 @@ class TelephonyStore:
         with self._db.begin() as conn:
             if _leg_update(tuple(values)).execute(conn, params).rowcount == 0:
                 row = {"callback_id": event.callback_id, "role": event.leg.value, "number": number, **values}
-                _insert_into(_leg_inserts, callback_legs, tuple(row)).execute(conn, row)
+                _INSERT_LEG.execute(conn, row)
 
     def record_final_legs(self, callback_id: str, legs: dict[LegRole, LegRecord]) -> None:
         """Close each dialled leg's row with the engine's final account (it wins over a lost
@@ -219,7 +211,7 @@ class TelephonyStore:
             if moved.rowcount != 1:
                 return False
             row = _cdr_row(callback, outcome, now)
-            _insert_into(_cdr_inserts, callback_cdrs, tuple(row)).execute(conn, row)
+            _INSERT_CDR.execute(conn, row)
         return True
 
     # ---- reading ---------------------------------------------------------------------------
