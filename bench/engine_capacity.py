@@ -65,6 +65,7 @@ from webcallback.engines.base import (  # noqa: E402
     ProgressEvent,
     TelephonyEngine,
 )
+from webcallback.lab.phones import udp_port_bound  # noqa: E402
 
 SCENARIO = ROOT / "bench" / "sipp" / "uas_answer.xml"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -144,18 +145,10 @@ def free_port_pair(count: int) -> int:
     """A UDP port with the next `count - 1` ports free too (worker i listens on port + i)."""
     for _ in range(100):
         port = free_udp_port()
-        if port + count <= 65536 and not any(udp_bound(port + i) for i in range(1, count)):
+        free = not any(udp_port_bound("127.0.0.1", port + i) for i in range(1, count))
+        if port + count <= 65536 and free:
             return port
     raise RuntimeError(f"no {count} free UDP ports in a row")
-
-
-def udp_bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def start_sipp(name: str, port: int, workdir: Path, ring_ms: int, max_s: float) -> Child:
@@ -171,7 +164,7 @@ def start_sipp(name: str, port: int, workdir: Path, ring_ms: int, max_s: float) 
     ]  # fmt: skip
     child = Child(f"sipp_{name}", args, workdir, max_s)
     deadline = time.monotonic() + 5
-    while not udp_bound(port):
+    while not udp_port_bound("127.0.0.1", port):
         if child.proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"SIPp {name} did not bind {port}: see {workdir}/sipp_{name}.out")
         time.sleep(0.05)

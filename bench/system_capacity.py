@@ -86,11 +86,10 @@ from engine_capacity import (  # noqa: E402
     sipp_stats,
     start_pyspy,
     start_sipp,
-    udp_bound,
 )
 
 from webcallback.config import load_settings  # noqa: E402
-from webcallback.lab.phones import LAB_PORTS, free_udp_port  # noqa: E402
+from webcallback.lab.phones import LAB_PORTS, free_udp_port, udp_port_bound  # noqa: E402
 from webcallback.service.container import build_services  # noqa: E402
 from webcallback.store.schema import accounts as accounts_table  # noqa: E402
 from webcallback.store.schema import callbacks as callbacks_table  # noqa: E402
@@ -123,7 +122,8 @@ def free_udp_run(count: int) -> int:
     """A UDP port in the lab's range with the next `count - 1` free too (SIP worker i: port + i)."""
     for _ in range(200):
         port = free_udp_port()
-        if port + count <= LAB_PORTS[1] and not any(udp_bound(port + i) for i in range(1, count)):
+        free = not any(udp_port_bound("127.0.0.1", port + i) for i in range(1, count))
+        if port + count <= LAB_PORTS[1] and free:
             return port
     raise RuntimeError(f"no {count} free UDP ports in a row")
 
