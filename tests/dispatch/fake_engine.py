@@ -80,7 +80,7 @@ class _Call:
         now = time.time()
         if leg is not None:
             self.t[(leg, state.value)] = now
-        self.report(ProgressEvent(callback_id=self.spec.callback_id, leg=leg, state=state, at=now, **kw))  # type: ignore[arg-type]
+        self.report(ProgressEvent(callback_id=self.spec.callback_id, leg=leg, state=state, at=now, **kw))  # type: ignore[arg-type]  # kw: the event's other fields
 
     async def dial(self, leg: LegRole, script: Script) -> None:
         self.emit(leg, LegState.TRYING)
