@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.security.conftest import CALLBACK, DEST, PREMIUM, params
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome
 from webcallback.store.callbacks import COMPLETED, DIALING, QUEUED
 
 HTTP = {"auth__allow_password_over_http": "true"}
