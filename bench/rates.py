@@ -26,7 +26,7 @@ from tests.billing.bigdeck import make_deck_csv, make_prefixes, numbers_for
 from webcallback.billing.deckfile import parse_deck
 from webcallback.billing.rating import Rate
 from webcallback.config import load_settings
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome
 from webcallback.service.container import build_services
 from webcallback.store.billing import CreditStore, RateStore
 

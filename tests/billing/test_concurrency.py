@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 
 from tests.billing.conftest import UK_LANDLINE, US_NUMBER, add_account, hash_params, import_deck, serve
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome
 from webcallback.service.container import Services
 from webcallback.store.billing import CreditStore
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.billing.conftest import DECK, UK_LANDLINE, UK_MOBILE, add_account, build, hash_params, import_deck
 from webcallback.billing.rating import Rate
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome
 from webcallback.service.container import Services
 from webcallback.web.app import create_app
 

@@ -22,7 +22,7 @@ from tests.billing.conftest import (
     import_deck,
 )
 from webcallback.billing.rating import Rate
-from webcallback.engines.base import CallOutcome, LegRecord, LegRole, LegState
+from webcallback.domain import CallOutcome, LegRecord, LegRole, LegState
 from webcallback.errors import Forbidden
 from webcallback.service.auth import Credentials
 from webcallback.service.callbacks import CallbackRequest

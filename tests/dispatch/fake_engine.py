@@ -12,7 +12,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
     EndedBy,

@@ -14,7 +14,7 @@ from tests.conftest import make_settings
 from tests.dispatch.conftest import Harness
 from tests.dispatch.fake_engine import Script
 from webcallback.config import ConfigError
-from webcallback.engines.base import EndedBy, LegOrder
+from webcallback.domain import EndedBy, LegOrder
 from webcallback.service.auth import Credentials
 from webcallback.service.callbacks import CallbackRequest
 from webcallback.service.dispatcher import Dispatcher, build_spec, check_templates
@@ -273,7 +273,7 @@ async def test_a_dispatcher_runs_once(harness: Harness) -> None:
 async def test_progress_reported_from_another_thread_is_written_in_order(harness: Harness) -> None:
     import threading
 
-    from webcallback.engines.base import LegRole, LegState, ProgressEvent
+    from webcallback.domain import LegRole, LegState, ProgressEvent
     from webcallback.service.records import CallRecorder, ProgressLog
 
     queued = harness.queue()

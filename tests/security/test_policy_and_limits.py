@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.security.conftest import CALLBACK, DEST, PREMIUM, MakeLab, params
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome
 from webcallback.store.accounts import Account
 from webcallback.store.callbacks import COMPLETED, DIALING, QUEUED
 

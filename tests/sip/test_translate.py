@@ -18,7 +18,7 @@ from sippy.MsgBody import MsgBody
 
 from webcallback.core import Phase
 from webcallback.core import events as ev
-from webcallback.engines.base import LegRole
+from webcallback.domain import LegRole
 from webcallback.engines.sip.translate import to_core
 
 D = LegRole.DESTINATION

@@ -8,7 +8,7 @@ from sippy.Time.MonoTime import MonoTime
 from sippy.UA import UA
 from sippy.Udp_server import Udp_server_opts
 
-from webcallback.engines.base import EngineError
+from webcallback.domain import EngineError
 from webcallback.engines.sip import tuning
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from webcallback.billing.service import BillingService
 from webcallback.config import Settings
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome
 from webcallback.passwords import PasswordCipher, load_cipher
 from webcallback.security.digest_auth import DigestAuthenticator
 from webcallback.security.guard import SecurityGuard

@@ -26,11 +26,12 @@ import socket
 from types import TracebackType
 
 from webcallback.config import CallSettings, ConfigError, Settings
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
     EndedBy,
     EngineError,
+    FailureReason,
     LegOrder,
     TelephonyEngine,
 )
@@ -177,24 +178,24 @@ class Dispatcher:
         try:
             result = await self._place(callback, progress)
         except asyncio.CancelledError:
-            await self._record(callback, progress, "shutdown")
+            await self._record(callback, progress, FailureReason.SHUTDOWN)
             raise
         await self._record(callback, progress, result)
 
-    async def _place(self, callback: Callback, progress: ProgressLog) -> CallOutcome | str:
+    async def _place(self, callback: Callback, progress: ProgressLog) -> CallOutcome | FailureReason:
         """The engine's outcome, or the reason there is none."""
         try:
             spec = build_spec(self._settings, callback)
             return await asyncio.wait_for(self._engine.run_callback(spec, progress), self._watchdog(spec))
         except TimeoutError:
             log.error("callback %s: the engine overran the callback's longest possible life", callback.id)
-            return "engine-timeout"
+            return FailureReason.ENGINE_TIMEOUT
         except EngineError as exc:
             log.error("callback %s: engine error: %s", callback.id, exc)
-            return "engine-error"
+            return FailureReason.ENGINE_ERROR
         except Exception:
             log.exception("callback %s: failed unexpectedly", callback.id)
-            return "internal-error"
+            return FailureReason.INTERNAL_ERROR
 
     def _watchdog(self, spec: CallbackSpec) -> float | None:
         """Both legs ringing in turn, then the longest talk, then a grace; None when talk is unlimited."""
@@ -202,7 +203,9 @@ class Dispatcher:
             return None
         return 2 * spec.ring_timeout + spec.max_duration + self._watchdog_grace
 
-    async def _record(self, callback: Callback, progress: ProgressLog, result: CallOutcome | str) -> None:
+    async def _record(
+        self, callback: Callback, progress: ProgressLog, result: CallOutcome | FailureReason
+    ) -> None:
         try:
             await progress.close()
             if isinstance(result, str):

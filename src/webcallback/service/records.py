@@ -15,7 +15,15 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from webcallback.engines.base import CallOutcome, EndedBy, LegRecord, LegRole, LegState, ProgressEvent
+from webcallback.domain import (
+    CallOutcome,
+    EndedBy,
+    FailureReason,
+    LegRecord,
+    LegRole,
+    LegState,
+    ProgressEvent,
+)
 from webcallback.service.container import Services
 from webcallback.store.callbacks import BRIDGED, COMPLETED, DIALING, FAILED, Callback
 from webcallback.store.telephony import TelephonyStore
@@ -47,7 +55,7 @@ class CallRecorder:
         log.info("callback %s %s (%s, bridged %.1f s)", callback.id, state, outcome.reason, outcome.bridged_s)
         await self._call_hooks(callback.id, outcome)
 
-    async def fail(self, callback: Callback, reason: str) -> None:
+    async def fail(self, callback: Callback, reason: FailureReason) -> None:
         """End a callback the engine gave no outcome for; legs still open are closed."""
         await self._db.run(self.store.close_open_legs, callback.id, reason)
         legs = await self._db.run(self.store.legs, callback.id)
@@ -62,7 +70,7 @@ class CallRecorder:
                 callback.id,
                 callback.state,
             )
-            await self.fail(callback, "interrupted")
+            await self.fail(callback, FailureReason.INTERRUPTED)
         return len(stale)
 
     async def _call_hooks(self, callback_id: str, outcome: CallOutcome) -> None:
@@ -74,7 +82,9 @@ class CallRecorder:
                 log.exception("callback %s: finished-hook %r failed; skipped", callback_id, hook)
 
 
-def outcome_from_legs(callback_id: str, reason: str, legs: dict[str, dict[str, Any]]) -> CallOutcome:
+def outcome_from_legs(
+    callback_id: str, reason: FailureReason, legs: dict[str, dict[str, Any]]
+) -> CallOutcome:
     """An outcome rebuilt from stored leg rows. Talk time that was not reported is unknown, so
     `bridged_s` is 0: nobody is charged for a call whose end nobody saw."""
     records = {LegRole(role): _leg_record(LegRole(role), row) for role, row in legs.items()}

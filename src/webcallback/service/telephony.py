@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from webcallback.config import Settings
-from webcallback.engines.base import TelephonyEngine
+from webcallback.domain import TelephonyEngine
 from webcallback.service.container import Services
 from webcallback.service.dispatcher import Dispatcher
 from webcallback.web.app import LifespanHook

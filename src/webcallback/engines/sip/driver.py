@@ -23,7 +23,7 @@ from sippy.UA import UA
 from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
-from webcallback.engines.base import CallOutcome, EndedBy, LegRole, ProgressEvent
+from webcallback.domain import CallOutcome, EndedBy, LegRole, ProgressEvent
 from webcallback.engines.sip.addressing import NextHop, from_identity
 from webcallback.engines.sip.translate import to_core
 

@@ -21,7 +21,7 @@ from sippy.SipConf import SipConf
 from sippy.SipTransactionManager import SipTransactionManager
 from sippy.Udp_server import Udp_server_opts
 
-from webcallback.engines.base import EngineError
+from webcallback.domain import EngineError
 from webcallback.engines.sip import patches, tuning
 from webcallback.engines.sip.direct_send import DirectUdpServer
 

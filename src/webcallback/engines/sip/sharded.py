@@ -26,7 +26,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 
 from webcallback.config import SipSettings
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
     EndedBy,

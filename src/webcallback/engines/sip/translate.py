@@ -15,7 +15,7 @@ from sippy.CCEvents import (
 
 from webcallback.core import events as ev
 from webcallback.core._transitions import RINGING_PHASES, Phase
-from webcallback.engines.base import LegRole
+from webcallback.domain import LegRole
 
 
 def to_core(event: Any, role: LegRole, phase: Phase) -> ev.LegEvent | None:

@@ -18,7 +18,7 @@ import sippy.Time.MonoTime as monotime
 from sippy.UA import UA
 from sippy.Udp_server import Udp_server_opts
 
-from webcallback.engines.base import EngineError
+from webcallback.domain import EngineError
 
 
 def apply(udp_workers: int, linger: float) -> None:
