@@ -131,7 +131,8 @@ class ApiSettings:
     )
     max_body_bytes: int = doc("Largest request body accepted; larger gets 413.", 16384)
     token: Secret | None = doc(
-        "Bearer token for the status API (`/api/v1/...`); unset disables the status API.", None
+        "Bearer token for the status API (`/api/v1/...`) and `/metrics`; unset disables the status API "
+        "and leaves `/metrics` open.", None
     )
     params: ParamNames = doc("Parameter names.", default_factory=ParamNames)
 

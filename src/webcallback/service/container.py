@@ -14,6 +14,7 @@ from webcallback.security.guard import SecurityGuard
 from webcallback.security.spend import ChargesSpendMeter
 from webcallback.service.auth import Authenticator
 from webcallback.service.callbacks import CallbackService
+from webcallback.service.metrics import Metrics
 from webcallback.store.accounts import AccountStore
 from webcallback.store.callbacks import Callback, CallbackStore
 from webcallback.store.db import Database
@@ -30,6 +31,8 @@ class Services:
     callbacks: CallbackStore
     authenticator: Authenticator
     callback_service: CallbackService
+    # What `/metrics` shows; observed by the web middleware, the dispatcher and the store.
+    metrics: Metrics
     # Called by the dispatcher once per callback after its final state is stored (billing settles
     # here, webhooks fire here). Each hook must not raise; the dispatcher logs and goes on if it does.
     on_callback_finished: list[FinishedHook] = field(default_factory=list)
@@ -42,6 +45,8 @@ class Services:
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     db = Database(settings.database.url)
+    metrics = Metrics(settings)
+    db.observe = metrics.store_call
     if migrate:
         db.migrate()
     cipher = load_cipher(settings.secrets)
@@ -65,6 +70,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         callback_service=CallbackService(settings, db, authenticator, credit=billing, guard=guard),
         on_callback_finished=[billing.settle] if billing else [],
         billing=billing,
+        metrics=metrics,
     )
     # The per-user concurrency slot is given back when the callback ends.
     services.on_callback_finished.append(guard.on_callback_finished)

@@ -163,6 +163,7 @@ class Dispatcher:
             return
         claimed = await self._services.db.run(self._services.callbacks.claim_queued, self.node, free)
         for callback in claimed:
+            self._services.metrics.claimed(callback)
             task = asyncio.create_task(self._run(callback), name=f"callback-{callback.id}")
             self._tasks[callback.id] = task
             task.add_done_callback(functools.partial(self._done, callback.id))

@@ -19,6 +19,7 @@ import functools
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -78,6 +79,8 @@ class Database:
         self._unit: ContextVar[_Unit | None] = ContextVar(f"db-unit-{id(self)}", default=None)
         self._sqlite_path = parsed.database if self.is_sqlite else None
         self._checkpointer: _Checkpointer | None = None
+        # Told the operation and the seconds of every `run()` (the store-latency metric).
+        self.observe: Callable[[str, float], None] | None = None
 
     @staticmethod
     def _sqlite_engine(path: str | None) -> Engine:
@@ -169,10 +172,15 @@ class Database:
             self._checkpointer = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._executor is None:
-            return fn(*args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        started = time.perf_counter()
+        try:
+            if self._executor is None:
+                return fn(*args, **kwargs)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        finally:
+            if self.observe is not None:
+                self.observe(getattr(fn, "__qualname__", "other"), time.perf_counter() - started)
 
     def close(self) -> None:
         self.stop_checkpointer()
