@@ -12,7 +12,7 @@ APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Time
 RUN_DEBS  := python3-venv sip-tester curl
 TEST_DEBS := $(RUN_DEBS) kamailio baresip postgresql
 
-.PHONY: install install-prod run test lint typecheck bench docs clean distclean system-run system-test
+.PHONY: install install-prod run test test-quick lint typecheck bench docs clean distclean system-run system-test
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
@@ -52,6 +52,11 @@ test: system-test install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
 	$(VENV)/bin/mypy
+
+# The edit loop: no SIP, no PostgreSQL, no child processes, no long fuzzing runs (the `slow` marker,
+# set in tests/conftest.py). `make test` stays the whole suite.
+test-quick: install
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 lint:
 	$(VENV)/bin/ruff check src tests $(wildcard bench)

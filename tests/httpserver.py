@@ -1,11 +1,11 @@
-"""A real HTTP(S) server on loopback for the tests: uvicorn in a thread on a free port, serving any
-ASGI app; and a self-signed certificate made on the spot."""
+"""A real HTTP(S) server on loopback for the tests: uvicorn in a thread on a port it binds itself
+(port 0, read back once it listens), serving any ASGI app; and a self-signed certificate made on
+the spot."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
 import ssl
 import threading
 import time
@@ -21,11 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+START_CEILING = 300.0  # seconds: a hang guard, not a start-up budget
 
 
 @dataclass(frozen=True)
@@ -80,14 +76,13 @@ def serve(
 ) -> Iterator[RunningServer]:
     """`app` under uvicorn in a thread on a free loopback port: plain HTTP, HTTPS with a
     certificate's files, or HTTPS with a ready SSLContext (e.g. a minimum TLS version)."""
-    port = free_port()
     extra: dict[str, Any] = {}
     if ssl_context is not None:
         extra["ssl_context_factory"] = lambda _config, _default: ssl_context
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=port,
+        port=0,
         log_level="warning",
         lifespan="on",
         # As in `webcallback run`: the app alone decides whom to believe (server.trusted_proxies);
@@ -101,11 +96,14 @@ def serve(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + START_CEILING
     while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
+        if not thread.is_alive():
             raise RuntimeError("test server did not start")
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server hung in start-up")
         time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
     scheme = "https" if certificate or ssl_context else "http"
     try:
         yield RunningServer(f"{scheme}://127.0.0.1:{port}", server)

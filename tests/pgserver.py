@@ -1,11 +1,16 @@
 """A real PostgreSQL server for the tests: initdb into a temporary folder, started on a free
-loopback port, one fresh database per test. Uses Debian's `postgresql` package binaries."""
+loopback port, one fresh database per test. Uses Debian's `postgresql` package binaries.
+
+PostgreSQL cannot be handed a bound socket, so a port that is free when chosen may be taken before
+it binds (another test process): then it exits with "could not bind", and it is started again on
+another port. Ready means our own server answers (its data directory), not merely "a port answers"."""
 
 from __future__ import annotations
 
 import glob
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -25,10 +30,26 @@ def _bindir() -> Path | None:
     return Path(initdb).resolve().parent if initdb else None
 
 
+START_CEILING = 300.0  # seconds: a hang guard, not a start-up budget
+START_ATTEMPTS = 5
+# Below Linux's ephemeral range (32768-60999), where every connect() takes its local port.
+PORTS = (20000, 32000)
+
+
+class PortTaken(Exception):
+    """The server could not bind its port: someone took it first."""
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(500):
+        port = random.randint(*PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port in {PORTS}")
 
 
 def _run_as(user: str | None) -> list[str]:
@@ -70,6 +91,16 @@ class PostgresServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._start_postgres(data)
+                return
+            except PortTaken:
+                if attempt == START_ATTEMPTS - 1:
+                    raise RuntimeError(f"PostgreSQL found no free port: {self._log()}") from None
+                self.port = _free_port()
+
+    def _start_postgres(self, data: Path) -> None:
         with open(self.dir / "server.log", "wb") as log:
             self.proc = subprocess.Popen(
                 [
@@ -95,23 +126,30 @@ class PostgresServer:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        self._wait_ready()
+        self._wait_ready(data)
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+    def _wait_ready(self, data: Path) -> None:
+        import psycopg
+
+        assert self.proc is not None
+        deadline = time.monotonic() + START_CEILING
+        while self.proc.poll() is None:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    pass
-                import psycopg
+                with psycopg.connect(self.url("postgres"), connect_timeout=2) as conn:
+                    row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+                if row is not None and Path(row[0]).resolve() == data.resolve():
+                    return  # ours, not another test process's server on a port it took
+            except psycopg.OperationalError:
+                pass  # not accepting connections yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL hung in start-up: {self._log()}")
+            time.sleep(0.1)
+        if "could not bind" in self._log() or "Address already in use" in self._log():
+            raise PortTaken
+        raise RuntimeError(f"PostgreSQL did not start: {self._log()}")
 
-                with psycopg.connect(self.url("postgres"), connect_timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-            except Exception:
-                time.sleep(0.1)
-        raise RuntimeError(f"PostgreSQL did not start: {(self.dir / 'server.log').read_text()[-2000:]}")
+    def _log(self) -> str:
+        return (self.dir / "server.log").read_text(errors="replace")[-2000:]
 
     def url(self, database: str) -> str:
         return f"postgresql://webcb@127.0.0.1:{self.port}/{database}"

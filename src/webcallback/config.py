@@ -72,7 +72,11 @@ def doc(text: str, default: Any = dataclasses.MISSING, *, choices: tuple[str, ..
 
 @dataclass(frozen=True)
 class ServerSettings:
-    listen: str = doc("Address and port the HTTP server binds, `host:port`.", "127.0.0.1:8080")
+    listen: str = doc(
+        "Address and port the HTTP server binds, `host:port`. Port 0: one the kernel picks, "
+        "reported by `webcallback run --ready-file`.",
+        "127.0.0.1:8080",
+    )
     tls_cert: str | None = doc("PEM certificate chain; with `tls_key`, HTTPS is served directly.", None)
     tls_key: str | None = doc("PEM private key for `tls_cert`.", None)
     trusted_proxies: tuple[str, ...] = doc(
@@ -196,7 +200,11 @@ class SecretSettings:
 
 @dataclass(frozen=True)
 class SipSettings:
-    listen: str = doc("Address and port of the embedded SIP engine (UDP).", "127.0.0.1:5070")
+    listen: str = doc(
+        "Address and port of the embedded SIP engine (UDP). Port 0: one the kernel picks (with "
+        "`processes` = 1), reported by `webcallback run --ready-file`.",
+        "127.0.0.1:5070",
+    )
     trunk: str | None = doc(
         "SIP URI both legs are sent to, e.g. `sip:trunk.example.net:5060`; the E.164 number becomes "
         "the Request-URI user. Unset: the loopback phone lab is used.",

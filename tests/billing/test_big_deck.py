@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.billing.bigdeck import make_deck_csv, make_prefixes, numbers_for
@@ -14,6 +15,7 @@ from webcallback.store.billing import RateStore
 COUNT = 100_000
 
 
+@pytest.mark.long
 async def test_a_100k_prefix_deck_imports_and_looks_up(cli: CliRunner, db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     path.write_text(make_deck_csv(COUNT), encoding="utf-8")

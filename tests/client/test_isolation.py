@@ -42,6 +42,7 @@ def test_ast_imports_only_stdlib_httpx_click_and_client(path: Path) -> None:
     assert bad == [], f"{path.name} imports {bad}"
 
 
+@pytest.mark.children
 def test_imports_in_a_process_where_server_dependencies_are_missing() -> None:
     script = textwrap.dedent(
         """

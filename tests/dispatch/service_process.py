@@ -1,17 +1,20 @@
 """`webcallback run` as a child process, configured through the environment, for end-to-end tests:
-real HTTP on a free port, the real SIP engine on a free UDP port, stopped with a real SIGTERM."""
+real HTTP and the real SIP engine, each on a port the child binds itself (port 0) and reports in
+its `--ready-file`, stopped with a real SIGTERM. The parent waits for that file, not for a
+timeout: on a busy machine start-up may take long, so the ceiling is only a guard against a hang."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +23,9 @@ from typing import Any
 import httpx
 
 from tests.conftest import RELAXED_SECURITY
-from tests.httpserver import free_port
-from webcallback.lab.phones import free_udp_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-START_TIMEOUT = 20.0
+READY_CEILING = 600.0  # seconds: a hang guard, not a start-up budget
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Service:
     cwd: Path
     proc: subprocess.Popen[bytes]
     token: str | None
+    sip_listen: str | None = None  # the SIP engine's bound host:port (None: no engine in this process)
 
     @property
     def stdout(self) -> str:
@@ -82,9 +84,9 @@ def service_env(db_url: str, **settings: str) -> dict[str, str]:
     env |= {
         "WEBCALLBACK_DATABASE__URL": db_url,
         "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
-        "WEBCALLBACK_SERVER__LISTEN": f"127.0.0.1:{free_port()}",
+        "WEBCALLBACK_SERVER__LISTEN": "127.0.0.1:0",  # the child binds a free port and reports it
         "WEBCALLBACK_ENGINE__KIND": "sip",
-        "WEBCALLBACK_ENGINE__SIP__LISTEN": f"127.0.0.1:{free_udp_port()}",
+        "WEBCALLBACK_ENGINE__SIP__LISTEN": "127.0.0.1:0",
     }
     env |= RELAXED_SECURITY  # as in tests.conftest.make_settings: the numbers are +1 555 ones
     env |= {f"WEBCALLBACK_{k.upper()}": v for k, v in settings.items()}
@@ -93,14 +95,15 @@ def service_env(db_url: str, **settings: str) -> dict[str, str]:
 
 @contextmanager
 def running_service(env: dict[str, str], cwd: Path, token: str | None = None) -> Iterator[Service]:
-    url = "http://" + env["WEBCALLBACK_SERVER__LISTEN"]
+    ready = cwd / "ready.json"
+    ready.unlink(missing_ok=True)  # a restart in the same folder must not read the last run's
+    command = [sys.executable, "-m", "webcallback", "run", "--ready-file", str(ready)]
     with (cwd / "stdout.log").open("wb") as out, (cwd / "stderr.log").open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "webcallback", "run"], env=env, cwd=cwd, stdout=out, stderr=err
-        )
-    service = Service(url, env, cwd, proc, token or env.get("WEBCALLBACK_API__TOKEN"))
+        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err)
+    service = Service("", env, cwd, proc, token or env.get("WEBCALLBACK_API__TOKEN"))
     try:
-        _wait_healthy(service)
+        addresses = _wait_ready(service, ready)
+        service.url, service.sip_listen = "http://" + addresses["http"], addresses["sip"]
         yield service
     finally:
         if proc.poll() is None:
@@ -112,16 +115,19 @@ def running_service(env: dict[str, str], cwd: Path, token: str | None = None) ->
                 proc.wait()
 
 
-def _wait_healthy(service: Service) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if service.proc.poll() is not None:
-            raise RuntimeError(f"webcallback run exited {service.proc.returncode}:\n{service.stderr[-3000:]}")
-        try:
-            if httpx.get(service.url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+def _wait_ready(service: Service, ready: Path) -> dict[str, Any]:
+    return wait_ready_file(service.proc, ready, lambda: service.stderr[-3000:])
+
+
+def wait_ready_file(proc: subprocess.Popen[Any], ready: Path, log: Callable[[], str] = str) -> dict[str, Any]:
+    """The addresses in `webcallback run --ready-file` (written whole once the child serves),
+    waiting while the child still runs; `log` says what it printed, for the error."""
+    deadline = time.monotonic() + READY_CEILING
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"webcallback run exited {proc.returncode}:\n{log()}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"webcallback run did not answer:\n{service.stderr[-3000:]}")
+            raise RuntimeError(f"webcallback run hung in start-up:\n{log()}")
         time.sleep(0.05)
+    addresses: dict[str, Any] = json.loads(ready.read_text())
+    return addresses

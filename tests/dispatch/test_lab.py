@@ -34,6 +34,7 @@ def test_a_configured_api_token_is_kept_and_not_printed(sqlite_url: str) -> None
     assert lab is not None and lab.token is None and settings.api.token == Secret("mine")
 
 
+@pytest.mark.sip
 @needs_sipp
 async def test_the_phones_run_only_while_the_lab_is_entered(tmp_path: Path) -> None:
     phones = LabPhones(free_udp_port(), log_dir=tmp_path)
@@ -43,6 +44,7 @@ async def test_the_phones_run_only_while_the_lab_is_entered(tmp_path: Path) -> N
     assert not udp_port_bound("127.0.0.1", phones.port)
 
 
+@pytest.mark.sip
 @needs_sipp
 async def test_build_app_starts_the_lab_creates_the_demo_account_and_prints_how_to_call(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +41,8 @@ SECURITY_DEFAULTS = {
     "SECURITY__LIMITS__REQUESTS_PER_MINUTE_PER_USER": "10",
     "SECURITY__POLICY__REFUSED_TYPES": "PREMIUM_RATE,SHARED_COST,UAN,PERSONAL_NUMBER,UNKNOWN",
 }
+
+SETTLE_CEILING = 60.0  # seconds: a guard, not a budget (see settled_balance)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -177,6 +180,17 @@ def balance(service: Service, username: str) -> dict[str, Any]:
     r = httpx.post(f"{service.url}/balance", json=hash_login(username), timeout=10)
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
+    return body
+
+
+def settled_balance(service: Service, username: str) -> dict[str, Any]:
+    """The balance once nothing is reserved. Settlement is a finished-hook, run in its own
+    transaction just after the callback's final state is stored (docs/billing.md): a client can
+    see `completed` a moment before the charge. A reservation that is never settled fails the
+    caller's assertion once the ceiling passes."""
+    deadline = time.monotonic() + SETTLE_CEILING
+    while money((body := balance(service, username))["reserved"]) != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     return body
 
 

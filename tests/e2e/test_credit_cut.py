@@ -19,7 +19,16 @@ import httpx
 import pytest
 
 from tests.dispatch.service_process import running_service
-from tests.e2e.conftest import CALLBACK, DESTINATION, PASSWORD, TracedPhones, balance, make_lab, money
+from tests.e2e.conftest import (
+    CALLBACK,
+    DESTINATION,
+    PASSWORD,
+    TracedPhones,
+    balance,
+    make_lab,
+    money,
+    settled_balance,
+)
 
 pytestmark = pytest.mark.sip
 
@@ -43,7 +52,7 @@ async def test_credit_runs_out_and_the_engine_hangs_both_legs_up_on_time(
             callback_id = r.json()["id"]
             held = balance(service, "carol")
             body = service.wait_status(callback_id, ("completed", "failed"), timeout=CREDIT_S + 20)
-            after = balance(service, "carol")
+            after = settled_balance(service, "carol")
             assert service.terminate()
         ledger = lab.ledger("carol")
         account = lab.account("carol")
@@ -115,7 +124,7 @@ async def test_concurrent_requests_for_one_calls_credit_place_exactly_one_sip_ca
                 t.join()
             (accepted,) = [r for r in answers if r.status_code == 200]
             body = service.wait_status(accepted.json()["id"], ("completed", "failed"), timeout=seconds + 20)
-            after = balance(service, "erin")
+            after = settled_balance(service, "erin")
             assert service.terminate()
         calls = phones.calls()
 

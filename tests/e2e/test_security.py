@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     balance,
     make_lab,
     money,
+    settled_balance,
 )
 
 pytestmark = pytest.mark.sip
@@ -108,7 +109,7 @@ async def test_a_second_callback_is_refused_while_the_first_call_is_up_and_accep
             accepted = service.request_callback("hank", PASSWORD, OTHER)
             assert accepted.status_code == 200, accepted.text
             second = service.wait_status(accepted.json()["id"], ("completed", "failed"))
-            after = balance(service, "hank")
+            after = settled_balance(service, "hank")
             assert service.terminate()
 
     assert (no_rate.status_code, no_rate.json()["error"]) == (403, "no-rate"), no_rate.text

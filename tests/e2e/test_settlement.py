@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
     balance,
     make_lab,
     money,
+    settled_balance,
 )
 
 pytestmark = pytest.mark.sip
@@ -82,7 +83,7 @@ async def test_the_charge_equals_the_cdr_by_each_plans_increments(
         with running_service(lab.env, lab.cwd) as service:
             ids = place_all(service, list(INCREMENTS))
             bodies = {u: service.wait_status(cid, ("completed", "failed")) for u, cid in ids.items()}
-            balances = {u: balance(service, u) for u in ids}
+            balances = {u: settled_balance(service, u) for u in ids}
             assert service.terminate()
         ledgers = {u: lab.ledger(u) for u in ids}
         cdrs = {r["username"]: r for r in lab.cdrs()}
@@ -122,7 +123,7 @@ async def test_a_busy_destination_releases_the_reservation(
             assert r.status_code == 200, r.text
             held = balance(service, "dave")
             body = service.wait_status(r.json()["id"], ("completed", "failed"))
-            after = balance(service, "dave")
+            after = settled_balance(service, "dave")
             assert service.terminate()
         ledger = lab.ledger("dave")
         (cdr,) = lab.cdrs()
@@ -181,7 +182,7 @@ async def test_a_killed_service_releases_the_reservation_when_it_restarts(
             service.proc.wait(10)
         with running_service(lab.env, lab.cwd) as again:
             body = again.wait_status(callback_id, ("completed", "failed"), timeout=10)
-            after = balance(again, "ivan")
+            after = settled_balance(again, "ivan")
             retry = again.request_callback("ivan", PASSWORD, DESTINATION)
             assert again.terminate()
         cdr = next(r for r in lab.cdrs() if r["callback_id"] == callback_id)

@@ -81,8 +81,10 @@ def test_the_readmes_account_and_provisioning_commands_work_as_written(tmp_path:
     ]  # fmt: skip
     with running_service(env, tmp_path) as service:
         outputs = []
+        # the commands see the port the service bound (provisioning derives the app's URL from it)
+        cli_env = env | {"WEBCALLBACK_SERVER__LISTEN": service.url.removeprefix("http://")}
         for line in commands:
-            status, output = in_terminal(line, tmp_path, env, PASSWORD)
+            status, output = in_terminal(line, tmp_path, cli_env, PASSWORD)
             assert status == 0, f"{line}\n{output}"
             assert PASSWORD not in output  # prompts do not echo
             outputs.append(output)

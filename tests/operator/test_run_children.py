@@ -19,7 +19,6 @@ import pytest
 
 from tests.dispatch.service_process import running_service, service_env
 from tests.dispatch.test_end_to_end import PASSWORD, add_account, place
-from tests.httpserver import free_port
 from webcallback.lab.phones import SCENARIO, LabPhones, free_udp_port
 from webcallback.sd_notify import notify
 
@@ -30,7 +29,7 @@ pytestmark = [
 
 
 def second_instance(env: dict[str, str], cwd: Path, **changes: str) -> subprocess.CompletedProcess[str]:
-    env = env | {"WEBCALLBACK_SERVER__LISTEN": f"127.0.0.1:{free_port()}"} | changes
+    env = env | {"WEBCALLBACK_SERVER__LISTEN": "127.0.0.1:0"} | changes
     cmd = [sys.executable, "-m", "webcallback", "run"]
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
@@ -40,16 +39,17 @@ def test_a_second_instance_on_the_same_sip_port_is_refused(sqlite_url: str, tmp_
     (first_dir := tmp_path / "first").mkdir()
     (second_dir := tmp_path / "second").mkdir()
     with running_service(env, first_dir) as first:
-        refused = second_instance(env, second_dir)
+        port = first.sip_listen  # the port the first one bound (it was given port 0)
+        assert port is not None
+        refused = second_instance(env, second_dir, WEBCALLBACK_ENGINE__SIP__LISTEN=port)
         assert refused.returncode == 1, refused.stderr
-        port = env["WEBCALLBACK_ENGINE__SIP__LISTEN"]
         assert (
             f"error: engine.sip.listen {port}: cannot bind UDP {port}: Address already in use"
             in refused.stderr
         )
         # the same state directory (hence node id) with another SIP port: refused as the same node
         same_node = second_instance(
-            env, first_dir, WEBCALLBACK_ENGINE__SIP__LISTEN=f"127.0.0.1:{free_udp_port()}"
+            env, first_dir, WEBCALLBACK_ENGINE__SIP__LISTEN="127.0.0.1:0"
         )
         assert same_node.returncode == 1 and "is already running on this machine" in same_node.stderr
         assert first.proc.poll() is None  # the first one is untouched

@@ -78,6 +78,7 @@ def test_named_attacks(http: httpx.Client, case: Case) -> None:
     check(send(http, case), case)
 
 
+@pytest.mark.long
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(rng=st.randoms(use_true_random=False))
 def test_random_requests_in_every_format(http: httpx.Client, rng: random.Random) -> None:

@@ -59,6 +59,7 @@ def test_served_document(fuzz_url: str) -> None:
     assert httpx.get(fuzz_url + "/openapi.json").json() == DOCUMENT
 
 
+@pytest.mark.long
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,

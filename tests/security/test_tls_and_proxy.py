@@ -18,7 +18,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.httpserver import free_port
+from tests.dispatch.service_process import wait_ready_file
 from tests.security.conftest import PASSWORD, params, self_signed
 from webcallback.web.tls import ReloadableCertificate
 
@@ -119,32 +119,26 @@ def test_certificate_reload_in_process(make_lab, sqlite_url, tmp_path):
         assert peer_certificate(port) == second.public_bytes(serialization.Encoding.DER)
 
 
+@pytest.mark.children
 def test_sighup_reloads_the_certificate_of_webcallback_run(tmp_path, sqlite_url):
     cert_path, key_path, first = self_signed(tmp_path, "first")
-    port = free_port()
     config = tmp_path / "webcallback.toml"
     config.write_text(
-        f'[server]\nlisten = "127.0.0.1:{port}"\ntls_cert = "{cert_path}"\ntls_key = "{key_path}"\n'
+        f'[server]\nlisten = "127.0.0.1:0"\ntls_cert = "{cert_path}"\ntls_key = "{key_path}"\n'
         f'[database]\nurl = "{sqlite_url}"\n[secrets]\nkey_file = "{tmp_path / "secret.key"}"\n'
         '[engine]\nkind = "none"\n'
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "webcallback", "run", "--config", str(config)],
+        [sys.executable, "-m", "webcallback", "run", "--config", str(config),
+         "--ready-file", str(tmp_path / "ready.json")],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                assert peer_certificate(port) == first.public_bytes(serialization.Encoding.DER)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        port = int(wait_ready_file(proc, tmp_path / "ready.json")["http"].rsplit(":", 1)[1])
+        assert peer_certificate(port) == first.public_bytes(serialization.Encoding.DER)
         new_cert, new_key, second = self_signed(tmp_path, "second")
         os.replace(new_cert, cert_path)
         os.replace(new_key, key_path)

@@ -34,10 +34,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def sip_listen() -> Iterator[str]:
     """sippy allows one reactor per process: start it once for the session (each xdist worker
-    is its own process, with its own port); engines made by tests share it."""
-    port = free_udp_port()
-    reactor = reactor_mod.acquire("127.0.0.1", port)
-    yield f"127.0.0.1:{port}"
+    is its own process, with its own port, bound as port 0); engines made by tests share it."""
+    reactor = reactor_mod.acquire("127.0.0.1", 0)
+    yield f"127.0.0.1:{reactor.port}"
     reactor_mod.release(reactor)
 
 

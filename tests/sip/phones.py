@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import socket
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from webcallback.lab import KAMAILIO_CFG, SCENARIOS_DIR
+from webcallback.lab.phones import free_udp_port as lab_udp_port
 
 SIPP = shutil.which("sipp")
 KAMAILIO = shutil.which("kamailio")
@@ -26,10 +28,9 @@ HARD_LIMIT_S = 40  # coreutils timeout around every SIPp
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A UDP port free now, outside the kernel's ephemeral range (where any socket bound to port 0
+    may take it before the peer we hand it to binds it); the peer's start-up still checks."""
+    return lab_udp_port()
 
 
 def udp_port_bound(port: int) -> bool:
@@ -41,12 +42,50 @@ def udp_port_bound(port: int) -> bool:
         return False
 
 
-def wait_bound(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 5.0) -> None:
+START_CEILING = 300.0  # seconds: a hang guard, not a start-up budget
+
+
+def wait_bound(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = START_CEILING) -> None:
+    """Until `proc` (or a child of it: SIPp runs under `timeout`) has bound UDP `port`; raises
+    `RuntimeError` when it exits first, e.g. because another process holds the port."""
     deadline = time.monotonic() + timeout
-    while not udp_port_bound(port):
+    while not _bound_by(port, proc.pid):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not bind 127.0.0.1:{port} (exit {proc.poll()})")
         time.sleep(0.02)
+
+
+def _bound_by(port: int, pid: int) -> bool:
+    inodes = _udp_inodes(port)
+    return bool(inodes) and any(inodes & _socket_inodes(p) for p in _process_tree(pid))
+
+
+def _udp_inodes(port: int) -> set[str]:
+    """Inodes of the IPv4 UDP sockets bound to 127.0.0.1:`port` (or to any address)."""
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return {fields[9] for fields in (line.split() for line in lines) if fields[1] in wanted}
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    return inodes
+
+
+def _process_tree(pid: int) -> list[int]:
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        with contextlib.suppress(OSError):
+            todo += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+    return tree
 
 
 def number_for(port: int) -> str:
@@ -188,29 +227,76 @@ class Phone:
         return f"{self.scenario} on {self.port} rc={self.rc}\n{tail}\n{errors}"
 
 
+KAMAILIO_START_CEILING = 300.0  # seconds: a hang guard, not a start-up budget
+KAMAILIO_ATTEMPTS = 5
+
+
 @contextlib.contextmanager
-def kamailio(workdir: Path) -> Iterator[int]:
-    """A record-routing Kamailio on a free loopback port, in the foreground; yields its port."""
+def kamailio(workdir: Path, port: int | None = None) -> Iterator[int]:
+    """A record-routing Kamailio on a free loopback port, in the foreground; yields its port.
+
+    Kamailio cannot be handed a bound socket, so the port it is given may be taken before it binds
+    it (by another test process): then it exits, and it is started again on another port. Ready
+    means it answers an OPTIONS on the port (so the port is its own), not merely "the port is bound"."""
     assert KAMAILIO is not None
-    port = free_udp_port()
     rundir = workdir / "kamailio-run"
     rundir.mkdir(exist_ok=True)
-    log = (workdir / "kamailio.log").open("wb")
-    args = [
-        "timeout", "600", KAMAILIO, "-f", str(KAMAILIO_CFG), "-l", f"udp:127.0.0.1:{port}",
-        "-DD", "-E", "-m", "32", "-M", "4", "-Y", str(rundir), "-w", str(rundir),
-    ]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_bound(port, proc, "kamailio")
-        yield port
-    finally:
-        proc.terminate()
+    for attempt in range(KAMAILIO_ATTEMPTS):
+        port = port if port is not None and attempt == 0 else lab_udp_port()
+        log_file = workdir / f"kamailio-{attempt}.log"
+        args = [
+            "timeout", "600", KAMAILIO, "-f", str(KAMAILIO_CFG), "-l", f"udp:127.0.0.1:{port}",
+            "-DD", "-E", "-m", "32", "-M", "4", "-Y", str(rundir), "-w", str(rundir),
+        ]  # fmt: skip
+        with log_file.open("wb") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if _answers_options(port, proc):
+                yield port
+                return
+        finally:
+            _stop(proc)
+        if "Address already in use" not in log_file.read_text(errors="replace"):
+            break  # not a port taken: trying other ports will not help
+    raise RuntimeError(f"kamailio did not start: {log_file.read_text(errors='replace')[-2000:]}")
+
+
+def _answers_options(port: int, proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the SIP server on `port` answers a keepalive OPTIONS while `proc` runs (False: it
+    exited, e.g. the port was taken)."""
+    deadline = time.monotonic() + KAMAILIO_START_CEILING
+    call_id = f"ready-{port}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        probe.settimeout(0.2)
+        local = probe.getsockname()[1]
+        options = (
+            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{call_id}\r\n"
+            f"From: <sip:probe@127.0.0.1>;tag=probe\r\nTo: <sip:127.0.0.1:{port}>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 10\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"kamailio on {port} hung in start-up")
+            probe.sendto(options, ("127.0.0.1", port))
+            try:
+                while True:
+                    answer = probe.recv(65535).decode(errors="replace")
+                    if call_id in answer and answer.startswith("SIP/2.0 200"):
+                        return True
+            except (TimeoutError, ConnectionRefusedError):
+                continue  # not listening yet (ICMP unreachable), or no answer yet
+    return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 BARESIP = shutil.which("baresip")

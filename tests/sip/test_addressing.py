@@ -68,3 +68,11 @@ def test_every_number_goes_to_the_trunk() -> None:
 )
 def test_from_identity(caller_id: str, expected: tuple[str, str]) -> None:
     assert from_identity(caller_id) == expected
+
+
+def test_port_0_only_where_any_port_may_be_bound() -> None:
+    with pytest.raises(EngineError, match="out of range"):
+        parse_hostport("127.0.0.1:0")
+    assert parse_hostport("127.0.0.1:0", any_port=True) == HostPort("127.0.0.1", 0)
+    with pytest.raises(EngineError, match="out of range"):
+        parse_hostport("127.0.0.1:65536", any_port=True)

@@ -80,11 +80,20 @@ async def sharded() -> AsyncIterator[Callable[[], Awaitable[ShardedSipEngine]]]:
     made: list[ShardedSipEngine] = []
 
     async def factory() -> ShardedSipEngine:
-        settings = SipSettings(listen=f"127.0.0.1:{free_port_pair()}", linger=2)
-        engine = ShardedSipEngine(settings, processes=2, next_hop=NEXT_HOP)
-        await engine.start()
-        made.append(engine)
-        return engine
+        # Workers bind consecutive ports (no port 0 here): a port free when chosen may be taken
+        # before a worker binds it, by another test process; then start again on other ports.
+        for attempt in range(5):
+            settings = SipSettings(listen=f"127.0.0.1:{free_port_pair()}", linger=2)
+            engine = ShardedSipEngine(settings, processes=2, next_hop=NEXT_HOP)
+            try:
+                await engine.start()
+            except EngineError as exc:
+                if "cannot listen" not in str(exc) or attempt == 4:
+                    raise
+                continue
+            made.append(engine)
+            return engine
+        raise AssertionError("unreachable")
 
     yield factory
     for engine in made:

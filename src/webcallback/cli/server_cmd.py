@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -63,12 +64,18 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 @click.command("run")
 @config_option
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Once started, write the bound HTTP and SIP addresses here (JSON; see web/listen.py).",
+)
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, ready_file: Path | None) -> None:
     """Start the service (HTTP API, dispatcher and telephony engine)."""
     import uvicorn
 
     from webcallback.store.db import SchemaNotCurrent
+    from webcallback.web.listen import ListenError, bind_http
     from webcallback.web.process import ServiceServer
     from webcallback.web.server import build_app
     from webcallback.web.tls import ReloadableCertificate
@@ -82,6 +89,11 @@ def run(ctx: click.Context) -> None:
     gc.set_threshold(100_000, 50, 100)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(settings.server.listen)
+    try:
+        sock, settings = bind_http(settings, host, port)  # port 0 resolved before the app reads it
+    except ListenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
     tls: dict[str, Any] = {}
     if settings.server.tls_cert and settings.server.tls_key:
         # Our own context (minimum TLS version) handed to uvicorn, kept for SIGHUP reloads.
@@ -114,7 +126,7 @@ def run(ctx: click.Context) -> None:
         **tls,
     )
     services = app.state.services
-    ServiceServer(config, hurry=services.stop_draining.set).run()
+    ServiceServer(config, settings, ready_file, hurry=services.stop_draining.set).run(sockets=[sock])
     lock.release()
 
 

@@ -27,6 +27,18 @@ def sip_engine(settings: Settings) -> TelephonyEngine:
     return create_engine(settings.engine.sip)
 
 
+def sip_listening() -> tuple[str, int] | None:
+    """The address this process's SIP engine is bound to (its port when configured as 0), or None
+    when none runs here (`[engine] kind = "none"`, or the engine's worker processes have it)."""
+    import sys
+
+    if "webcallback.engines.sip.reactor" not in sys.modules:  # never imports sippy just to ask
+        return None
+    from webcallback.engines.sip.reactor import listening
+
+    return listening()
+
+
 def telephony_hook(factory: EngineFactory = sip_engine, **dispatcher_options: float) -> LifespanHook:
     @contextlib.asynccontextmanager
     async def telephony(services: Services) -> AsyncIterator[None]:

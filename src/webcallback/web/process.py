@@ -8,12 +8,14 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from webcallback.config import Settings
 from webcallback.sd_notify import notify
+from webcallback.web.listen import ReadyServer
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,17 @@ def check_sip_ports(settings: Settings) -> None:
     (The engine itself binds without SO_REUSEADDR too, so a race is refused there as well.)"""
     if settings.engine.kind != "sip":
         return
+    from webcallback.engines.base import EngineError
     from webcallback.engines.sip.addressing import parse_hostport
     from webcallback.engines.sip.sharded import worker_count
 
     sip = settings.engine.sip
-    listen = parse_hostport(sip.listen, 5060, "engine.sip.listen")
+    try:
+        listen = parse_hostport(sip.listen, 5060, "engine.sip.listen", any_port=True)
+    except EngineError:
+        return  # the engine refuses it at start-up, with the same message
+    if listen.port == 0:
+        return  # the kernel picks a free port
     count = worker_count(sip.processes)
     for port in range(listen.port, listen.port + (count if count > 1 else 1)):
         family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
@@ -47,15 +55,17 @@ def check_sip_ports(settings: Settings) -> None:
                 ) from None
 
 
-class ServiceServer(uvicorn.Server):
-    """uvicorn's server, plus:
+class ServiceServer(ReadyServer):
+    """uvicorn's server with the ready file (`web/listen.py`), plus:
 
     - a second SIGINT/SIGTERM while the service shuts down calls `hurry` (the dispatcher stops
       draining and hangs the calls up at once); a third is uvicorn's own forced exit;
     - `READY=1` to systemd once started, `STOPPING=1` when the shutdown begins."""
 
-    def __init__(self, config: uvicorn.Config, hurry: Callable[[], None]) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: uvicorn.Config, settings: Settings, ready_file: Path | None, hurry: Callable[[], None]
+    ) -> None:
+        super().__init__(config, settings, ready_file)
         self._hurry = hurry
         self._hurried = False
 

@@ -24,8 +24,11 @@ class HostPort:
         return f"{host}:{self.port}"
 
 
-def parse_hostport(text: str, default_port: int = 5060, what: str = "address") -> HostPort:
-    """`host`, `host:port`, `[v6]:port`; raises `EngineError` naming `what`."""
+def parse_hostport(
+    text: str, default_port: int = 5060, what: str = "address", *, any_port: bool = False
+) -> HostPort:
+    """`host`, `host:port`, `[v6]:port`; raises `EngineError` naming `what`. `any_port`: port 0
+    (bind one the kernel picks) is allowed."""
     text = text.strip()
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
@@ -40,7 +43,7 @@ def parse_hostport(text: str, default_port: int = 5060, what: str = "address") -
         port = int(port_text) if port_text else default_port
     except ValueError:
         raise EngineError(f"{what}: bad port in {text!r}") from None
-    if not 0 < port < 65536:
+    if not (0 if any_port else 1) <= port < 65536:
         raise EngineError(f"{what}: port {port} out of range")
     return HostPort(host, port)
 

@@ -46,7 +46,7 @@ class SipEngine:
 
     def __init__(self, settings: SipSettings, *, next_hop: NextHop | None = None) -> None:
         self.settings = settings
-        self.listen = parse_hostport(settings.listen, 5060, "engine.sip.listen")
+        self.listen = parse_hostport(settings.listen, 5060, "engine.sip.listen", any_port=True)
         if self.listen.host in ("0.0.0.0", "::"):
             # the listen address is also our Via and Contact: the far end must reach it there
             raise EngineError("engine.sip.listen must be an address the trunk can reach, not a wildcard")

@@ -85,6 +85,11 @@ class Reactor:
             self._error = exc
             self._ready.set()
             return
+        if self.port == 0:
+            # Port 0: the kernel picked one (sippy's Udp_server records it in its laddress). It is
+            # our Via and Contact from now on; tests start engines this way, with no port race.
+            self.port = _bound_port(config["_sip_tm"])
+            config["_sip_port"] = self.port
         # sippy fills in our Contact and default From host from these process-wide values.
         SipConf.my_address, SipConf.my_port = self.host, self.port
         self.config = config
@@ -94,6 +99,12 @@ class Reactor:
             ED2.loop()
         finally:
             config["_sip_tm"].shutdown()
+
+
+def _bound_port(tm: Any) -> int:
+    (server,) = tm.l4r.cache_l2s.values()  # one server: the listen address is not a wildcard
+    port: int = server.uopts.laddress[1]
+    return port
 
 
 def _out_of_dialog_request(req: Any, sip_t: Any) -> tuple[Any, None, None]:
@@ -113,7 +124,8 @@ _users = 0
 
 
 def acquire(host: str, port: int, *, udp_workers: int = 1, linger: float = 32.0) -> Reactor:
-    """The running reactor (started on first use, with these settings). Raises `EngineError` when
+    """The running reactor (started on first use, with these settings). Port 0 binds a port the
+    kernel picks (then `Reactor.port`), or takes the running reactor's. Raises `EngineError` when
     it already runs on another address."""
     global _shared, _users
     with _lock:
@@ -121,13 +133,19 @@ def acquire(host: str, port: int, *, udp_workers: int = 1, linger: float = 32.0)
             reactor = Reactor(host, port, udp_workers=udp_workers, linger=linger)
             reactor.start()
             _shared = reactor
-        elif (_shared.host, _shared.port) != (host, port):
+        elif _shared.host != host or port not in (0, _shared.port):
             raise EngineError(
                 f"this process already runs SIP on {_shared.host}:{_shared.port}; "
                 f"sippy allows one reactor per process, so {host}:{port} cannot be used too"
             )
         _users += 1
         return _shared
+
+
+def listening() -> tuple[str, int] | None:
+    """The address the process's reactor is bound to, while one runs."""
+    with _lock:
+        return (_shared.host, _shared.port) if _shared is not None else None
 
 
 def release(reactor: Reactor) -> None:
