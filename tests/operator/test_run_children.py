@@ -48,9 +48,7 @@ def test_a_second_instance_on_the_same_sip_port_is_refused(sqlite_url: str, tmp_
             in refused.stderr
         )
         # the same state directory (hence node id) with another SIP port: refused as the same node
-        same_node = second_instance(
-            env, first_dir, WEBCALLBACK_ENGINE__SIP__LISTEN="127.0.0.1:0"
-        )
+        same_node = second_instance(env, first_dir, WEBCALLBACK_ENGINE__SIP__LISTEN="127.0.0.1:0")
         assert same_node.returncode == 1 and "is already running on this machine" in same_node.stderr
         assert first.proc.poll() is None  # the first one is untouched
         assert httpx.get(first.url + "/healthz", timeout=5).status_code == 200
