@@ -77,6 +77,16 @@ async def test_balance_needs_the_same_credentials_as_a_callback(
     assert (r.status_code, r.json()["error"]) == (status, error)
 
 
+async def test_balance_without_credentials_asks_to_log_in_to_see_the_balance(
+    services: Services, client: httpx.AsyncClient
+) -> None:
+    add_account(services)
+    r = await client.get("/balance")
+    assert (r.status_code, r.json()["error"]) == (401, "missing-credentials")
+    assert r.json()["message"] == "Log in to see your balance."  # not "... to request a callback."
+    assert r.headers["www-authenticate"].startswith("Digest ")
+
+
 async def test_rate_without_credentials_uses_the_default_plan(
     services: Services, client: httpx.AsyncClient
 ) -> None:
