@@ -11,7 +11,7 @@ import pytest
 
 from tests.billing.conftest import DECK, UK_LANDLINE, UK_MOBILE, add_account, build, hash_params, import_deck
 from webcallback.billing.rating import Rate
-from webcallback.domain import CallOutcome
+from webcallback.domain import CallOutcome, FailureReason
 from webcallback.service.container import Services
 from webcallback.web.app import create_app
 
@@ -167,7 +167,9 @@ async def test_accept_settle_then_the_balance_shows_the_charge(
     ).json()
     assert before["reserved"] > 0 and before["balanceString"].startswith("$1.00 (")
     for hook in services.on_callback_finished:  # what the dispatcher does when the call ends
-        await hook(cb, CallOutcome(callback_id=cb.id, completed=True, reason="completed", bridged_s=31))
+        await hook(
+            cb, CallOutcome(callback_id=cb.id, completed=True, reason=FailureReason.COMPLETED, bridged_s=31)
+        )
     after = (
         await client.get("/balance", params=hash_params(), headers={"Accept": "application/json"})
     ).json()

@@ -14,7 +14,7 @@ from tests.conftest import make_settings
 from tests.dispatch.conftest import Harness
 from tests.dispatch.fake_engine import Script
 from webcallback.config import ConfigError
-from webcallback.domain import EndedBy, LegOrder
+from webcallback.domain import EndedBy, FailureReason, LegOrder
 from webcallback.service.auth import Credentials
 from webcallback.service.callbacks import CallbackRequest
 from webcallback.service.dispatcher import Dispatcher, build_spec, check_templates
@@ -305,8 +305,8 @@ async def test_a_callback_is_finished_once_and_its_hooks_run_once(harness: Harne
     assert harness.services.callbacks.transition(queued.id, QUEUED, DIALING, node="n")
     recorder = CallRecorder(harness.services)
     callback = harness.services.callbacks.get(queued.id)
-    await recorder.fail(callback, "engine-error")
-    await recorder.fail(callback, "shutdown")  # too late: it has ended
+    await recorder.fail(callback, FailureReason.ENGINE_ERROR)
+    await recorder.fail(callback, FailureReason.SHUTDOWN)  # too late: it has ended
     done = harness.services.callbacks.get(queued.id)
     assert (done.state, done.reason) == ("failed", "engine-error")
     assert [o.reason for _, o in harness.finished] == ["engine-error"]

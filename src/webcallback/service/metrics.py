@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from webcallback.config import Settings
-from webcallback.engines.base import CallOutcome, LegState, ProgressEvent
+from webcallback.domain import CallOutcome, LegState, ProgressEvent
 from webcallback.store.callbacks import Callback
 from webcallback.store.gauges import StoreGauges
 

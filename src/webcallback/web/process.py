@@ -30,7 +30,7 @@ def check_sip_ports(settings: Settings) -> None:
     (The engine itself binds without SO_REUSEADDR too, so a race is refused there as well.)"""
     if settings.engine.kind != "sip":
         return
-    from webcallback.engines.base import EngineError
+    from webcallback.domain import EngineError
     from webcallback.engines.sip.addressing import parse_hostport
     from webcallback.engines.sip.sharded import worker_count
 
