@@ -17,6 +17,7 @@ from webcallback.security.keys import keys_in_use
 from webcallback.security.spend import ChargesSpendMeter
 from webcallback.service.auth import Authenticator
 from webcallback.service.callbacks import CallbackService
+from webcallback.service.health import Health
 from webcallback.service.metrics import Metrics
 from webcallback.store.accounts import AccountStore
 from webcallback.store.callbacks import Callback, CallbackStore
@@ -62,6 +63,8 @@ class Services:
     callback_service: CallbackService
     # What `/metrics` shows; observed by the web middleware, the dispatcher and the store.
     metrics: Metrics
+    # What `/readyz` checks: the database and the engine.
+    health: Health
     # Called by the dispatcher once per callback after its final state is stored (billing settles
     # here, webhooks fire here). Each hook must not raise; the dispatcher logs and goes on if it does.
     on_callback_finished: list[FinishedHook] = field(default_factory=list)
@@ -112,6 +115,7 @@ def build_services(settings: Settings, *, migrate: bool = True, prepare: bool = 
         on_callback_finished=[billing.settle] if billing else [],
         billing=billing,
         metrics=metrics,
+        health=Health(db),
     )
     # The per-user concurrency slot is given back when the callback ends.
     services.on_callback_finished.append(guard.on_callback_finished)
