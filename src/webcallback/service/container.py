@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -69,3 +70,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     # The per-user concurrency slot is given back when the callback ends.
     services.on_callback_finished.append(guard.on_callback_finished)
     return services
+
+
+# Something that runs for the life of the services (the engine, the lab, housekeeping), entered
+# and exited by the web app's lifespan in order.
+LifespanHook = Callable[[Services], contextlib.AbstractAsyncContextManager[None]]

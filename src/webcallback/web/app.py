@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from webcallback.errors import ApiError, TooManyRequests
 from webcallback.service.callbacks import CallbackRequest
-from webcallback.service.container import Services
+from webcallback.service.container import LifespanHook, Services
 from webcallback.web.billing_routes import BillingApi
 from webcallback.web.client_info import TrustedProxies
 from webcallback.web.inputs import read_input, response_format
@@ -26,9 +26,6 @@ from webcallback.web.params import pick
 from webcallback.web.responses import respond, respond_empty
 
 log = logging.getLogger(__name__)
-
-LifespanHook = Callable[[Services], contextlib.AbstractAsyncContextManager[None]]
-
 
 class WebCallbackApi:
     """Holds the services and serves the app-facing endpoints."""
