@@ -123,7 +123,7 @@ async def lifespan(app: api_app.ASGIApp) -> AsyncIterator[None]:
         elif message["type"] == "lifespan.startup.failed":
             raise RuntimeError(message.get("message"))
 
-    task = asyncio.get_running_loop().create_task(app({"type": "lifespan"}, messages.get, send))
+    task = asyncio.ensure_future(app({"type": "lifespan"}, messages.get, send))
     await started.wait()
     try:
         yield

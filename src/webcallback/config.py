@@ -95,10 +95,27 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class NodeSettings:
+    """Who this process is among the nodes sharing a database (crash recovery keys on it)."""
+
+    id: str | None = doc(
+        "This node's name, stored with the callbacks it runs; at most 64 characters, unique among "
+        "the nodes sharing the database and stable across restarts. Unset: the host name and a "
+        "random suffix kept in `state_dir` (`node-id`).",
+        None,
+    )
+    state_dir: str = doc(
+        "Directory for this node's own state: the generated node id, the phone lab's logs "
+        "(relative to the config file's directory).",
+        "var",
+    )
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     url: str = doc(
-        "SQLAlchemy URL: `sqlite:///path` (relative to the working directory) or "
-        "`postgresql://user:pass@host/db` for several nodes.",
+        "SQLAlchemy URL: `sqlite:///path` (a relative path is relative to the config file's "
+        "directory) or `postgresql://user:pass@host/db` for several nodes.",
         "sqlite:///var/webcallback.db",
     )
 
@@ -131,7 +148,8 @@ class ApiSettings:
     )
     max_body_bytes: int = doc("Largest request body accepted; larger gets 413.", 16384)
     token: Secret | None = doc(
-        "Bearer token for the status API (`/api/v1/...`); unset disables the status API.", None
+        "Bearer token for the status API (`/api/v1/...`) and `/metrics`; unset disables the status API "
+        "and leaves `/metrics` open.", None
     )
     params: ParamNames = doc("Parameter names.", default_factory=ParamNames)
 
@@ -175,7 +193,10 @@ class SecretSettings:
         "`key_file`, creating it on first start.",
         None,
     )
-    key_file: str = doc("File holding the key when `key` is unset (created 0600).", "var/secret.key")
+    key_file: str = doc(
+        "File holding the key when `key` is unset (created 0600; relative to the config file's directory).",
+        "var/secret.key",
+    )
 
 
 @dataclass(frozen=True)
@@ -414,6 +435,7 @@ class BillingSettings:
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
+    node: NodeSettings = field(default_factory=NodeSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -444,7 +466,38 @@ def load_settings(
             raise ConfigError("--config", f"{file} is not valid TOML: {exc}") from None
     _merge_environment(raw, environ)
     settings: Settings = _build(Settings, raw, "")
+    if file.is_file():  # not for `--config /dev/null`, which is "no file"
+        settings = resolve_paths(settings, file.resolve().parent)
     return settings
+
+
+def resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative file settings made absolute against `base`, the config file's directory, so that a
+    command run from another directory uses the same database and key as the service. (Without a
+    file they stay relative, i.e. to the working directory.)"""
+
+    def absolute(text: str) -> str:
+        return text if Path(text).is_absolute() else str(base / text)
+
+    def absolute_opt(text: str | None) -> str | None:
+        return None if text is None else absolute(text)
+
+    url = settings.database.url
+    head, sep, rest = url.partition(":///")
+    if sep and head.split("+")[0] == "sqlite" and rest and not rest.startswith(("/", ":memory:")):
+        path, query_sep, query = rest.partition("?")
+        url = f"{head}:///{absolute(path)}{query_sep}{query}"
+    return dataclasses.replace(
+        settings,
+        database=dataclasses.replace(settings.database, url=url),
+        secrets=dataclasses.replace(settings.secrets, key_file=absolute(settings.secrets.key_file)),
+        node=dataclasses.replace(settings.node, state_dir=absolute(settings.node.state_dir)),
+        server=dataclasses.replace(
+            settings.server,
+            tls_cert=absolute_opt(settings.server.tls_cert),
+            tls_key=absolute_opt(settings.server.tls_key),
+        ),
+    )
 
 
 def _merge_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

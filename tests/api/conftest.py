@@ -32,7 +32,7 @@ def add_account(services: Services, username: str = "alice", **values: object) -
         "balance": Decimal(5),
     }
     fields.update(values)
-    services.accounts.add(username, password_enc=enc, key_id=kid, **fields)  # type: ignore[arg-type]
+    services.accounts.add(username, password_enc=enc, key_id=kid, **fields)  # type: ignore[arg-type]  # test overrides, any field
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import httpx
@@ -121,7 +122,7 @@ def test_body_over_the_limit_is_413(server: RunningServer) -> None:
 
 
 def test_chunked_body_over_the_limit_is_413(server: RunningServer) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b"a" * 1000
 

@@ -100,9 +100,9 @@ def test_affordable_seconds(legs: list[Rate], budget: Decimal, ceiling: int, sec
 
 def test_longest_prefix_wins() -> None:
     deck = RateDeck("default", "USD", {r.prefix: r for r in DECK})
-    assert deck.lookup("+447700900123").prefix == "447"  # type: ignore[union-attr]
-    assert deck.lookup("442071234567").prefix == "44"  # type: ignore[union-attr]
-    assert deck.lookup("+12125551234").prefix == "1"  # type: ignore[union-attr]
+    assert deck.lookup("+447700900123").prefix == "447"  # type: ignore[union-attr]  # None fails the test
+    assert deck.lookup("442071234567").prefix == "44"  # type: ignore[union-attr]  # None fails the test
+    assert deck.lookup("+12125551234").prefix == "1"  # type: ignore[union-attr]  # None fails the test
     assert deck.lookup("+33142000000") is None
     assert deck.lookup("") is None
 
@@ -114,7 +114,7 @@ def test_longest_prefix_wins() -> None:
 def test_a_rate_checks_itself(bad: str, kw: dict[str, object]) -> None:
     values: dict[str, object] = {"prefix": bad, "price_per_minute": D("0.01"), **kw}
     with pytest.raises(ValueError):
-        Rate(**values)  # type: ignore[arg-type]
+        Rate(**values)  # type: ignore[arg-type]  # deliberately bad values, taken as objects
 
 
 def test_display() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -111,7 +112,8 @@ def fake_status_api(standin: StandIn, states: list[str], final_reason: str | Non
             return Reply(401, b'{"error_id": "unauthorized"}', (("Content-Type", "application/json"),))
         state = remaining.pop(0) if len(remaining) > 1 else remaining[0]
         reason = final_reason if state in ("completed", "failed") else None
-        body = {"id": "cb-1", "state": state, "reason": reason, "legs": {"destination": {}, "callback": {}}}
+        legs: dict[str, Any] = {"destination": {}, "callback": {}}
+        body = {"id": "cb-1", "state": state, "reason": reason, "legs": legs}
         return Reply(200, json.dumps(body).encode(), (("Content-Type", "application/json"),))
 
     standin.routes["/api/v1/callbacks/cb-1"] = route

@@ -15,11 +15,11 @@ from webcallback.cli.main import main
 from webcallback.cli.provision_cmd import provision
 from webcallback.client import Options, build_request, load_account, parse_account
 from webcallback.client._xml import parse_xml
-from webcallback.config import load_settings
+from webcallback.config import Settings, load_settings
 from webcallback.provisioning import build_provisioning, public_url
 
 
-def settings(**env: str):  # type: ignore[no-untyped-def]
+def settings(**env: str) -> Settings:
     return load_settings(os.devnull, {f"WEBCALLBACK_{k.upper()}": v for k, v in env.items()})
 
 

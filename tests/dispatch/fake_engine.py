@@ -17,6 +17,7 @@ from webcallback.domain import (
     CallOutcome,
     EndedBy,
     EngineError,
+    FailureReason,
     LegRecord,
     LegRole,
     LegState,
@@ -80,7 +81,7 @@ class _Call:
         now = time.time()
         if leg is not None:
             self.t[(leg, state.value)] = now
-        self.report(ProgressEvent(callback_id=self.spec.callback_id, leg=leg, state=state, at=now, **kw))  # type: ignore[arg-type]
+        self.report(ProgressEvent(callback_id=self.spec.callback_id, leg=leg, state=state, at=now, **kw))  # type: ignore[arg-type]  # kw: the event's other fields
 
     async def dial(self, leg: LegRole, script: Script) -> None:
         self.emit(leg, LegState.TRYING)
@@ -138,7 +139,7 @@ class _Call:
         return CallOutcome(
             callback_id=self.spec.callback_id,
             completed=completed,
-            reason=reason,
+            reason=FailureReason(reason),
             legs=legs,
             bridged_at=bridged_at,
             bridged_s=bridged_s,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -13,17 +14,17 @@ from tests.conftest import make_settings
 from tests.dispatch.conftest import Harness
 from tests.dispatch.fake_engine import Script
 from webcallback.config import ConfigError
-from webcallback.domain import EndedBy, LegOrder
+from webcallback.domain import EndedBy, FailureReason, LegOrder
 from webcallback.service.auth import Credentials
 from webcallback.service.callbacks import CallbackRequest
 from webcallback.service.dispatcher import Dispatcher, build_spec, check_templates
 from webcallback.store.callbacks import BRIDGED, DIALING, QUEUED
 from webcallback.store.telephony import TelephonyStore
 
-FAST = {"poll_interval": 0.05, "node": "node-a"}
+FAST: dict[str, Any] = {"poll_interval": 0.05, "node": "node-a"}
 
 
-def records(h: Harness, callback_id: str) -> tuple[dict, dict | None]:  # type: ignore[type-arg]
+def records(h: Harness, callback_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     store = TelephonyStore(h.services.db)
     return store.legs(callback_id), store.cdr(callback_id)
 
@@ -88,13 +89,13 @@ def test_max_duration_zero_in_settings_means_only_the_callbacks_limit(sqlite_url
     from webcallback.store.callbacks import Callback
 
     now = datetime.now(UTC)
-    fields = dict(
+    fields: dict[str, Any] = dict(
         account_id=None, username="u", destination="+1", callback="+2", client_ip=None, country=None
     )
     fields |= dict(state="dialing", reason=None, node=None, created_at=now, updated_at=now)
-    cb = Callback(id="x", max_duration=None, started_at=None, ended_at=None, **fields)  # type: ignore[arg-type]
+    cb = Callback(id="x", max_duration=None, started_at=None, ended_at=None, **fields)
     assert build_spec(settings.calls, cb).max_duration is None
-    cb = Callback(id="x", max_duration=30.0, started_at=None, ended_at=None, **fields)  # type: ignore[arg-type]
+    cb = Callback(id="x", max_duration=30.0, started_at=None, ended_at=None, **fields)
     assert build_spec(settings.calls, cb).max_duration == 30.0
 
 
@@ -127,7 +128,7 @@ async def test_every_failure_ends_in_a_final_state_with_a_reason(
     harness: Harness,
     kind: str,
     reason: str,
-    destination_leg: dict | None,  # type: ignore[type-arg]
+    destination_leg: dict[str, Any] | None,
 ) -> None:
     harness.engine.default = Script(kind=kind)
     queued = harness.queue()
@@ -154,7 +155,7 @@ async def test_restart_fails_what_this_node_left_in_flight_and_runs_what_is_queu
         for cb in (dialing, bridged):
             done = store.get(cb.id)
             assert (done.state, done.reason) == ("failed", "interrupted")
-            assert records(harness, cb.id)[1]["reason"] == "interrupted"  # type: ignore[index]
+            assert records(harness, cb.id)[1]["reason"] == "interrupted"  # type: ignore[index]  # None fails
         assert (await harness.wait_final(queued.id)).state == "completed"
     assert store.get(elsewhere.id).state == DIALING  # another node's call is not ours to end
     reasons = sorted((c.id, o.reason) for c, o in harness.finished)
@@ -235,7 +236,7 @@ async def test_hangup_ends_calls_in_progress_and_records_them(harness: Harness) 
 async def test_a_call_the_engine_does_not_end_is_cancelled_and_failed(harness: Harness) -> None:
     harness.engine.default = Script(kind="deaf")
     queued = harness.queue()
-    async with Dispatcher(harness.services, harness.engine, hangup_grace=0.1, **FAST):  # type: ignore[arg-type]
+    async with Dispatcher(harness.services, harness.engine, hangup_grace=0.1, **FAST):
         await harness.wait_for(queued.id, lambda cb: cb.state == BRIDGED)
     done = harness.services.callbacks.get(queued.id)
     assert (done.state, done.reason) == ("failed", "shutdown")
@@ -261,7 +262,7 @@ async def test_a_hook_that_raises_is_logged_and_the_next_hook_still_runs(
 
 
 async def test_a_dispatcher_runs_once(harness: Harness) -> None:
-    dispatcher = Dispatcher(harness.services, harness.engine, **FAST)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(harness.services, harness.engine, **FAST)
     async with dispatcher:
         pass
     with pytest.raises(RuntimeError, match="closed"):
@@ -304,8 +305,8 @@ async def test_a_callback_is_finished_once_and_its_hooks_run_once(harness: Harne
     assert harness.services.callbacks.transition(queued.id, QUEUED, DIALING, node="n")
     recorder = CallRecorder(harness.services)
     callback = harness.services.callbacks.get(queued.id)
-    await recorder.fail(callback, "engine-error")
-    await recorder.fail(callback, "shutdown")  # too late: it has ended
+    await recorder.fail(callback, FailureReason.ENGINE_ERROR)
+    await recorder.fail(callback, FailureReason.SHUTDOWN)  # too late: it has ended
     done = harness.services.callbacks.get(queued.id)
     assert (done.state, done.reason) == ("failed", "engine-error")
     assert [o.reason for _, o in harness.finished] == ["engine-error"]
@@ -315,9 +316,9 @@ async def test_a_callback_is_finished_once_and_its_hooks_run_once(harness: Harne
 async def test_an_engine_that_overruns_the_longest_possible_call_is_stopped(harness: Harness) -> None:
     harness.engine.default = Script(kind="deaf")  # never returns, even when hung up
     queued = harness.queue()
-    async with Dispatcher(harness.services, harness.engine, watchdog_grace=0.2, **FAST):  # type: ignore[arg-type]
+    async with Dispatcher(harness.services, harness.engine, watchdog_grace=0.2, **FAST):
         done = await harness.wait_final(queued.id)
     assert (done.state, done.reason) == ("failed", "engine-timeout")
     assert harness.engine.running == 0  # the engine's run_callback was cancelled (it hangs up)
     legs, cdr = records(harness, queued.id)
-    assert {leg["state"] for leg in legs.values()} == {"ended"} and cdr["reason"] == "engine-timeout"  # type: ignore[index]
+    assert {leg["state"] for leg in legs.values()} == {"ended"} and cdr["reason"] == "engine-timeout"  # type: ignore[index]  # None fails

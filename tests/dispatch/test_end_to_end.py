@@ -223,9 +223,9 @@ def test_the_lab_commands_follow_the_configured_token_body_and_hash_recipe(
 
 def _lab_details(banner: str) -> tuple[str, str, int]:
     """(demo password, API token, SIPp port) from the lab's banner."""
-    password = re.search(r"demo / (\S+) ", banner).group(1)  # type: ignore[union-attr]
-    token = re.search(r"Bearer (\S+)'", banner).group(1)  # type: ignore[union-attr]
-    port = int(re.search(r"SIPp phones at sip:127\.0\.0\.1:(\d+)", banner).group(1))  # type: ignore[union-attr]
+    password = re.search(r"demo / (\S+) ", banner).group(1)  # type: ignore[union-attr]  # no match fails
+    token = re.search(r"Bearer (\S+)'", banner).group(1)  # type: ignore[union-attr]  # no match fails
+    port = int(re.search(r"SIPp phones at sip:127\.0\.0\.1:(\d+)", banner).group(1))  # type: ignore[union-attr]  # no match fails
     return password, token, port
 
 

@@ -55,9 +55,9 @@ async def test_build_app_starts_the_lab_creates_the_demo_account_and_prints_how_
     async with app.router.lifespan_context(app):
         assert engine.started
         text = capsys.readouterr().out
-        port = int(re.search(r"SIPp phones at sip:127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
+        port = int(re.search(r"SIPp phones at sip:127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]  # no match fails
         assert udp_port_bound("127.0.0.1", port)
     assert engine.stopped and not udp_port_bound("127.0.0.1", port)
-    password = re.search(rf"{DEMO_USER} / (\S+)", text).group(1)  # type: ignore[union-attr]
+    password = re.search(rf"{DEMO_USER} / (\S+)", text).group(1)  # type: ignore[union-attr]  # no match fails
     assert "Authorization: Bearer " in text and "curl" in text and password in text
     assert (tmp_path / "var/lab/sipp.log").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ from click.testing import CliRunner, Result
 
 from webcallback.cli.main import main
 
+Run = Callable[..., Result]  # run(*args): the CLI with this test's config
+
 
 @pytest.fixture
-def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+def run(tmp_path: Path) -> Run:
     config = tmp_path / "webcallback.toml"
     config.write_text(
         f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n[secrets]\nkey_file = "{tmp_path}/key"\n'
@@ -24,7 +27,7 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     return invoke
 
 
-def test_account_commands(run) -> None:  # type: ignore[no-untyped-def]
+def test_account_commands(run: Run) -> None:
     added = run(
         "account",
         "add",
@@ -57,14 +60,14 @@ def test_account_commands(run) -> None:  # type: ignore[no-untyped-def]
     assert run("account", "show", "alice").exit_code == 1
 
 
-def test_bad_values_are_refused(run) -> None:  # type: ignore[no-untyped-def]
+def test_bad_values_are_refused(run: Run) -> None:
     assert run("account", "add", "bob", "--password", "x", "--region", "USA").exit_code == 2
     assert run("account", "add", "bob", "--password", "x", "--credit", "lots").exit_code == 2
     result = run("account", "add", "bob", "--password", "x", "--callback-number", "call me")
     assert result.exit_code == 2 and "not a phone number" in result.output
 
 
-def test_calls_list_and_show(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_calls_list_and_show(run: Run, tmp_path: Path) -> None:
     from webcallback.config import load_settings
     from webcallback.service.container import build_services
 

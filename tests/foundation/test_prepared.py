@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, bindparam, func, insert, select, update
 
 from webcallback.store.accounts import AccountStore
 from webcallback.store.db import Database
@@ -73,7 +73,7 @@ def test_writes_follow_the_surrounding_transaction(db: Database) -> None:
 
 
 def test_what_it_does_not_handle_is_refused_early(db: Database) -> None:
-    names = bindparam("names", expanding=True)
+    names: BindParameter[str] = bindparam("names", expanding=True)
     expanding = Prepared(select(accounts.c.id).where(accounts.c.username.in_(names)))
     with db.connect() as conn, pytest.raises(NotPreparable):
         expanding.execute(conn, {"names": ["alice"]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,10 +18,10 @@ from webcallback.store.nonces import NonceStore
 
 
 @pytest.fixture
-def sqlite_db(tmp_path: Path) -> Database:
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path / 'unit.db'}")
     database.migrate()
-    yield database  # type: ignore[misc]
+    yield database
     database.close()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -76,8 +76,11 @@ class Lab:
         self.services.close()
 
 
+MakeLab = Callable[..., Lab]  # make_lab(db_url, **settings): a Lab, closed after the test
+
+
 @pytest.fixture
-def make_lab(tmp_path: Path) -> Iterator[Any]:
+def make_lab(tmp_path: Path) -> Iterator[MakeLab]:
     labs: list[Lab] = []
 
     def make(db_url: str, **env: str) -> Lab:

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from tests.security.conftest import CALLBACK, DEST, PASSWORD
+from tests.security.conftest import CALLBACK, DEST, PASSWORD, MakeLab
 from webcallback.security.digest import client_authorization, parse_challenge
 
 MANY = {"security__limits__concurrent_callbacks_per_user": "0", "security__limits__duplicate_window": "0"}
@@ -30,7 +30,7 @@ def uri_for(**extra: str) -> str:
     return "/webcallback?" + urlencode({"targetNumber": DEST, "callbackNumber": CALLBACK, **extra})
 
 
-def test_salted_hash_nonce_replay_is_refused(make_lab, db_url):
+def test_salted_hash_nonce_replay_is_refused(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **MANY)
     nonce = "n0nce-123456"
     digest = hashlib.sha1((nonce + PASSWORD).encode()).hexdigest()
@@ -49,7 +49,7 @@ def test_salted_hash_nonce_replay_is_refused(make_lab, db_url):
 
 
 @pytest.mark.parametrize("algorithm", ["SHA-256", "MD5"])
-def test_digest_login_and_nc_replay(make_lab, db_url, algorithm):
+def test_digest_login_and_nc_replay(make_lab: MakeLab, db_url: str, algorithm: str) -> None:
     lab = make_lab(db_url, **MANY)
     uri = uri_for()
     with lab.server() as url, httpx.Client(base_url=url) as http:
@@ -74,7 +74,7 @@ def test_digest_login_and_nc_replay(make_lab, db_url, algorithm):
         assert http.get(uri, headers={"Authorization": lower}).json()["error"] == "nonce-replayed"
 
 
-def test_digest_over_post_json(make_lab, db_url):
+def test_digest_over_post_json(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         body = {"to": DEST, "callback": CALLBACK}
@@ -88,7 +88,7 @@ def test_digest_over_post_json(make_lab, db_url):
         assert http.post("/webcallback", json=body, headers={"Authorization": auth}).status_code == 200
 
 
-def test_digest_wrong_password_and_wrong_uri(make_lab, db_url):
+def test_digest_wrong_password_and_wrong_uri(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url)
     uri = uri_for()
     with lab.server() as url, httpx.Client(base_url=url) as http:
@@ -108,7 +108,7 @@ def test_digest_wrong_password_and_wrong_uri(make_lab, db_url):
         assert forged.status_code == 401 and forged.json()["error"] == "nonce-stale"
 
 
-def test_expired_digest_nonce_is_stale(make_lab, db_url):
+def test_expired_digest_nonce_is_stale(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, security__digest__nonce_lifetime="1")
     uri = uri_for()
     with lab.server() as url, httpx.Client(base_url=url) as http:
@@ -125,7 +125,7 @@ def test_expired_digest_nonce_is_stale(make_lab, db_url):
         assert "stale=true" in stale.headers["www-authenticate"]
 
 
-def test_digest_works_over_plain_http_while_passwords_do_not(make_lab, db_url):
+def test_digest_works_over_plain_http_while_passwords_do_not(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         plain = http.get(uri_for(username="alice", password=PASSWORD))

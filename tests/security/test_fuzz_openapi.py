@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import schemathesis
@@ -67,7 +68,7 @@ def test_served_document(fuzz_url: str) -> None:
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_openapi_conformance(case: schemathesis.Case, fuzz_url: str) -> None:
+def test_openapi_conformance(case: schemathesis.Case[Any], fuzz_url: str) -> None:
     case.call_and_validate(
         base_url=fuzz_url,
         # Schema-valid data is not expected to be accepted: almost any generated request is

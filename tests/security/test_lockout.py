@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from tests.security.conftest import PASSWORD, params
+from tests.security.conftest import PASSWORD, MakeLab, params
 
 LOCKOUT_ENV = {
     "auth__allow_password_over_http": "true",
@@ -16,7 +16,7 @@ LOCKOUT_ENV = {
 }
 
 
-def test_user_lockout_then_unlock(make_lab, db_url):
+def test_user_lockout_then_unlock(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **LOCKOUT_ENV)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         for _ in range(2):
@@ -40,7 +40,7 @@ def test_user_lockout_then_unlock(make_lab, db_url):
         assert http.get("/webcallback", params=params()).status_code == 200
 
 
-def test_address_lockout_covers_every_user(make_lab, db_url):
+def test_address_lockout_covers_every_user(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **{**LOCKOUT_ENV, "security__lockout__max_failures_per_user": "0"})
     with lab.server() as url, httpx.Client(base_url=url) as http:
         statuses = [
@@ -54,7 +54,7 @@ def test_address_lockout_covers_every_user(make_lab, db_url):
         assert http.get("/webcallback", params=params(user="bob")).status_code == 200
 
 
-def test_success_resets_the_user_count(make_lab, db_url):
+def test_success_resets_the_user_count(make_lab: MakeLab, db_url: str) -> None:
     env = {
         **LOCKOUT_ENV,
         "security__lockout__max_failures_per_ip": "0",
@@ -69,7 +69,7 @@ def test_success_resets_the_user_count(make_lab, db_url):
             assert http.get("/webcallback", params=params()).status_code == 200
 
 
-def test_failures_are_security_events(make_lab, db_url):
+def test_failures_are_security_events(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **LOCKOUT_ENV)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         for _ in range(3):
@@ -82,7 +82,7 @@ def test_failures_are_security_events(make_lab, db_url):
     assert PASSWORD not in json.dumps(out) and "wrong" not in json.dumps(out)
 
 
-def test_a_flood_while_locked_out_is_one_event_a_minute(make_lab, db_url):
+def test_a_flood_while_locked_out_is_one_event_a_minute(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **LOCKOUT_ENV)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         for _ in range(3):
@@ -93,7 +93,9 @@ def test_a_flood_while_locked_out_is_one_event_a_minute(make_lab, db_url):
     assert len(locked) == 1
 
 
-def test_the_balance_and_rate_checkers_count_failures_and_honour_the_lockout(make_lab, db_url):
+def test_the_balance_and_rate_checkers_count_failures_and_honour_the_lockout(
+    make_lab: MakeLab, db_url: str
+) -> None:
     """/balance and /rate check the same passwords: they must not be an unlimited guessing oracle
     next to a locked callback endpoint."""
     lab = make_lab(db_url, billing__enabled="true", **LOCKOUT_ENV)

@@ -4,12 +4,15 @@ HTTP on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from decimal import Decimal
 
 import httpx
 import pytest
 
-from tests.security.conftest import CALLBACK, DEST, PREMIUM, params
-from webcallback.domain import CallOutcome
+from tests.security.conftest import CALLBACK, DEST, PREMIUM, MakeLab, params
+from webcallback.domain import CallOutcome, FailureReason
+from webcallback.store.accounts import Account
 from webcallback.store.callbacks import COMPLETED, DIALING, QUEUED
 
 HTTP = {"auth__allow_password_over_http": "true"}
@@ -19,7 +22,7 @@ HTTP = {"auth__allow_password_over_http": "true"}
     ("number", "words"),
     [(PREMIUM, "premium-rate"), ("+4918051234567", "shared-cost"), ("+15551231234", "unrecognised")],
 )
-def test_refused_number_types(make_lab, db_url, number, words):
+def test_refused_number_types(make_lab: MakeLab, db_url: str, number: str, words: str) -> None:
     lab = make_lab(db_url, **HTTP)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         for leg in ("targetNumber", "callbackNumber"):
@@ -30,7 +33,7 @@ def test_refused_number_types(make_lab, db_url, number, words):
     assert lab.services.callbacks.recent() == []
 
 
-def test_prefix_and_country_lists_per_leg(make_lab, db_url):
+def test_prefix_and_country_lists_per_leg(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(
         db_url,
         **HTTP,
@@ -53,7 +56,7 @@ def test_prefix_and_country_lists_per_leg(make_lab, db_url):
     assert "+12025550199" in events and "+33612345678" in events
 
 
-def test_callback_number_must_be_registered(make_lab, db_url):
+def test_callback_number_must_be_registered(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(
         db_url,
         **HTTP,
@@ -71,7 +74,7 @@ def test_callback_number_must_be_registered(make_lab, db_url):
         assert http.get("/webcallback", params=params(callbackNumber=other)).status_code == 200
 
 
-def test_client_country_refused_behind_trusted_proxy(make_lab, db_url):
+def test_client_country_refused_behind_trusted_proxy(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(
         db_url,
         **HTTP,
@@ -88,7 +91,7 @@ def test_client_country_refused_behind_trusted_proxy(make_lab, db_url):
         )
 
 
-def test_duplicate_returns_the_same_id(make_lab, db_url):
+def test_duplicate_returns_the_same_id(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **HTTP)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         first = http.get("/webcallback", params=params())
@@ -100,7 +103,7 @@ def test_duplicate_returns_the_same_id(make_lab, db_url):
     assert len(lab.services.callbacks.recent()) == 1
 
 
-def test_simultaneous_duplicates_make_one_callback(make_lab, db_url):
+def test_simultaneous_duplicates_make_one_callback(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **HTTP)
     with lab.server() as url, ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(lambda _: httpx.get(url + "/webcallback", params=params()), range(8)))
@@ -109,7 +112,7 @@ def test_simultaneous_duplicates_make_one_callback(make_lab, db_url):
     assert len(lab.services.callbacks.recent()) == 1
 
 
-def test_concurrency_refuses_the_second_while_the_first_is_in_flight(make_lab, db_url):
+def test_concurrency_refuses_the_second_while_the_first_is_in_flight(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **HTTP)
     services = lab.services
     with lab.server() as url, httpx.Client(base_url=url) as http:
@@ -124,13 +127,17 @@ def test_concurrency_refuses_the_second_while_the_first_is_in_flight(make_lab, d
         import asyncio
 
         record = services.callbacks.get(first.json()["id"])
-        outcome = CallOutcome(callback_id=record.id, completed=True, reason="completed")
-        for hook in services.on_callback_finished:
-            asyncio.run(hook(record, outcome))
+        outcome = CallOutcome(callback_id=record.id, completed=True, reason=FailureReason.COMPLETED)
+
+        async def finished() -> None:
+            for hook in services.on_callback_finished:
+                await hook(record, outcome)
+
+        asyncio.run(finished())
         assert http.get("/webcallback", params=params(targetNumber="+12025550155")).status_code == 200
 
 
-def test_concurrency_slot_freed_by_final_state_without_hook(make_lab, db_url):
+def test_concurrency_slot_freed_by_final_state_without_hook(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **HTTP)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         first = http.get("/webcallback", params=params()).json()["id"]
@@ -139,7 +146,7 @@ def test_concurrency_slot_freed_by_final_state_without_hook(make_lab, db_url):
         assert http.get("/webcallback", params=params(targetNumber="+12025550155")).status_code == 200
 
 
-def test_simultaneous_different_callbacks_admit_exactly_one(make_lab, db_url):
+def test_simultaneous_different_callbacks_admit_exactly_one(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **HTTP)
     targets = [f"+120255501{n:02d}" for n in range(10, 18)]
     with lab.server() as url, ThreadPoolExecutor(8) as pool:
@@ -151,7 +158,7 @@ def test_simultaneous_different_callbacks_admit_exactly_one(make_lab, db_url):
     assert len(lab.services.callbacks.recent()) == 1
 
 
-def test_refused_admission_gives_the_slot_back(make_lab, db_url):
+def test_refused_admission_gives_the_slot_back(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **HTTP)
     lab.services.accounts.update("alice", balance=0)
     with lab.server() as url, httpx.Client(base_url=url) as http:
@@ -160,7 +167,7 @@ def test_refused_admission_gives_the_slot_back(make_lab, db_url):
         assert http.get("/webcallback", params=params()).status_code == 200
 
 
-def test_rate_limits_per_user_and_per_address(make_lab, db_url):
+def test_rate_limits_per_user_and_per_address(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(
         db_url,
         **HTTP,
@@ -177,7 +184,7 @@ def test_rate_limits_per_user_and_per_address(make_lab, db_url):
         assert refused.headers["retry-after"] == "60"
 
 
-def test_daily_callback_cap(make_lab, db_url):
+def test_daily_callback_cap(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(
         db_url,
         **HTTP,
@@ -193,13 +200,11 @@ def test_daily_callback_cap(make_lab, db_url):
         assert http.get("/webcallback", params=params(targetNumber="+12025550111")).status_code == 200
 
 
-def test_daily_spend_cap_with_a_meter(make_lab, db_url):
-    from decimal import Decimal
-
+def test_daily_spend_cap_with_a_meter(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **HTTP, security__limits__spend_per_day="5")
 
     class Meter:
-        async def spent_since(self, account, since):
+        async def spent_since(self, account: Account, since: datetime) -> Decimal:
             return Decimal("5.01") if account.username == "alice" else Decimal(0)
 
     lab.services.callback_service.guard.spend_meter = Meter()
@@ -209,7 +214,7 @@ def test_daily_spend_cap_with_a_meter(make_lab, db_url):
         assert http.get("/webcallback", params=params(user="bob")).status_code == 200
 
 
-def test_unused_numbers_are_fine(make_lab, db_url):
+def test_unused_numbers_are_fine(make_lab: MakeLab, db_url: str) -> None:
     """The defaults let an ordinary request through (guards against over-eager policy)."""
     lab = make_lab(db_url, **HTTP)
     with lab.server() as url:
@@ -217,7 +222,7 @@ def test_unused_numbers_are_fine(make_lab, db_url):
         assert reply.status_code == 200, reply.text
 
 
-def test_a_finished_callback_does_not_block_a_retry(make_lab, db_url):
+def test_a_finished_callback_does_not_block_a_retry(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, **HTTP)
     with lab.server() as url, httpx.Client(base_url=url) as http:
         first = http.get("/webcallback", params=params()).json()["id"]

@@ -6,16 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
-from tests.security.conftest import PASSWORD, params
+from tests.security.conftest import PASSWORD, MakeLab, params
 from webcallback.cli.main import main
+from webcallback.domain import Admission
 from webcallback.passwords import read_key_file
+from webcallback.store.accounts import Account
 
 
-def test_rotate_key_while_the_server_runs(make_lab, db_url, tmp_path):
+def test_rotate_key_while_the_server_runs(make_lab: MakeLab, db_url: str, tmp_path: Path) -> None:
     key_file = tmp_path / "secret.key"
     lab = make_lab(db_url, secrets__key_file=str(key_file), auth__allow_password_over_http="true")
     old_kid = lab.services.cipher.current_key_id
@@ -36,7 +40,7 @@ def test_rotate_key_while_the_server_runs(make_lab, db_url, tmp_path):
         assert PASSWORD not in result.output
 
 
-def test_rotate_key_stage_then_reencrypt(make_lab, sqlite_url, tmp_path):
+def test_rotate_key_stage_then_reencrypt(make_lab: MakeLab, sqlite_url: str, tmp_path: Path) -> None:
     key_file = tmp_path / "secret.key"
     lab = make_lab(sqlite_url, secrets__key_file=str(key_file))
     first = lab.services.cipher.current_key_id
@@ -48,13 +52,15 @@ def test_rotate_key_stage_then_reencrypt(make_lab, sqlite_url, tmp_path):
     assert first not in {a.key_id for a in lab.services.accounts.all()}
 
 
-def test_rotate_key_refuses_keys_from_the_environment(make_lab, sqlite_url):
+def test_rotate_key_refuses_keys_from_the_environment(make_lab: MakeLab, sqlite_url: str) -> None:
     lab = make_lab(sqlite_url)
     result = lab.cli("security", "rotate-key")
     assert result.exit_code == 1 and "secrets.key" in result.output
 
 
-def test_no_password_in_logs_or_responses(make_lab, db_url, caplog):
+def test_no_password_in_logs_or_responses(
+    make_lab: MakeLab, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     lab = make_lab(db_url, security__lockout__max_failures_per_user="3")
     secret_guess = "Guess-" + PASSWORD[::-1]
@@ -94,12 +100,16 @@ def test_no_password_in_logs_or_responses(make_lab, db_url, caplog):
     assert PASSWORD not in events and secret_guess not in events
 
 
-def test_no_password_in_a_traceback(make_lab, sqlite_url, caplog):
+def test_no_password_in_a_traceback(
+    make_lab: MakeLab, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """An unexpected error is logged with its traceback; the request's password is not in it."""
     lab = make_lab(sqlite_url, auth__allow_password_over_http="true")
 
     class Exploding:
-        async def admit(self, account, destination, callback, callback_id):
+        async def admit(
+            self, account: Account, destination: str, callback: str, callback_id: str
+        ) -> Admission:
             raise RuntimeError("credit backend fell over")
 
     lab.services.callback_service._credit = Exploding()
@@ -114,7 +124,7 @@ def test_no_password_in_a_traceback(make_lab, sqlite_url, caplog):
     assert PASSWORD not in text
 
 
-def test_config_show_and_cdr_export_hide_secrets(make_lab, db_url):
+def test_config_show_and_cdr_export_hide_secrets(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, auth__allow_password_over_http="true", engine__sip__password="trunk-Secret-99")
     with lab.server() as url:
         assert httpx.get(url + "/webcallback", params=params()).status_code == 200

@@ -3,8 +3,10 @@ threads (standing in for nodes)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,7 @@ from webcallback.store.db import Database
 
 
 @pytest.fixture
-def db(db_url):
+def db(db_url: str) -> Iterator[Database]:
     database = Database(db_url)
     database.migrate()
     yield database
@@ -22,11 +24,11 @@ def db(db_url):
 
 
 @pytest.fixture
-def account_id(db) -> int:
+def account_id(db: Database) -> int:
     return AccountStore(db).add("alice", password_enc=b"x", key_id="k", balance=Decimal(1)).id
 
 
-def test_sliding_window_counter(db):
+def test_sliding_window_counter(db: Database) -> None:
     store = SecurityStore(db)
     assert [store.hit("k", 60, 1200.0 + i) for i in range(3)] == [1, 2, 3]
     # Half way through the next window, the previous one counts half.
@@ -37,14 +39,14 @@ def test_sliding_window_counter(db):
     assert store.peek("k", 60, 1290.0) == 0
 
 
-def test_counter_increments_are_not_lost_between_nodes(db):
+def test_counter_increments_are_not_lost_between_nodes(db: Database) -> None:
     store = SecurityStore(db)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: store.hit("race", 3600, 7200.0), range(64)))
     assert store.peek("race", 3600, 7200.0) == 64
 
 
-def test_lockout_and_unlock(db):
+def test_lockout_and_unlock(db: Database) -> None:
     store = SecurityStore(db)
     store.hit("fail:user:alice", 900, 1000.0)
     store.lock("user:alice", 1600.0, "5 failed logins", 1000.0)
@@ -56,7 +58,7 @@ def test_lockout_and_unlock(db):
     assert not store.unlock("user:alice")
 
 
-def test_digest_nonce_count_only_goes_up_even_under_races(db):
+def test_digest_nonce_count_only_goes_up_even_under_races(db: Database) -> None:
     store = SecurityStore(db)
     assert store.use_nonce("n1", 1, 9e9)
     assert not store.use_nonce("n1", 1, 9e9)
@@ -68,7 +70,7 @@ def test_digest_nonce_count_only_goes_up_even_under_races(db):
 
 
 @pytest.mark.parametrize("limit", [1, 3])
-def test_slots_admit_exactly_the_limit_under_races(db, account_id, limit):
+def test_slots_admit_exactly_the_limit_under_races(db: Database, account_id: int, limit: int) -> None:
     store = SecurityStore(db)
 
     def take(n: int) -> bool:
@@ -82,14 +84,14 @@ def test_slots_admit_exactly_the_limit_under_races(db, account_id, limit):
     assert store.acquire_slot(account_id, limit, "late", "+12025550999", "+12025550100", 1001.0)
 
 
-def test_orphan_slot_is_reclaimed_after_the_grace(db, account_id):
+def test_orphan_slot_is_reclaimed_after_the_grace(db: Database, account_id: int) -> None:
     store = SecurityStore(db)
     assert store.acquire_slot(account_id, 1, "never-stored", "+1", "+2", 1000.0)
     assert not store.acquire_slot(account_id, 1, "next", "+1", "+2", 1010.0)
     assert store.acquire_slot(account_id, 1, "next", "+1", "+2", 1000.0 + 121)
 
 
-def test_events_and_registered_numbers(db, account_id):
+def test_events_and_registered_numbers(db: Database, account_id: int) -> None:
     store = SecurityStore(db)
     store.add_event("auth-failed", "bad", username="alice", client_ip="::1", detail=None, now=1000.0)
     store.add_event("lockout", "user", username="alice", client_ip="::1", detail="user:alice", now=1001.0)
@@ -104,7 +106,7 @@ def test_events_and_registered_numbers(db, account_id):
     assert store.events() == []
 
 
-def test_security_settings_are_checked(tmp_path):
+def test_security_settings_are_checked(tmp_path: Path) -> None:
     from tests.conftest import make_settings
     from webcallback.config import ConfigError
     from webcallback.service.container import build_services
@@ -116,7 +118,7 @@ def test_security_settings_are_checked(tmp_path):
         build_services(make_settings(url, security__policy__refused_types="PREMIUM"))
 
 
-def test_security_migration_downgrades_and_upgrades(db):
+def test_security_migration_downgrades_and_upgrades(db: Database) -> None:
     from importlib import resources
 
     from alembic import command

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.dispatch.service_process import wait_ready_file
-from tests.security.conftest import PASSWORD, params, self_signed
+from tests.security.conftest import PASSWORD, MakeLab, params, self_signed
 from webcallback.web.tls import ReloadableCertificate
 
 
@@ -54,7 +54,7 @@ def permissive_server_handshake(client: ssl.SSLContext, cert_path: Path, key_pat
     return version
 
 
-def test_password_over_plain_http_is_refused(make_lab, db_url):
+def test_password_over_plain_http_is_refused(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url)
     with lab.server() as url:
         reply = httpx.get(url + "/webcallback", params=params())
@@ -65,7 +65,9 @@ def test_password_over_plain_http_is_refused(make_lab, db_url):
     }
 
 
-def test_https_with_a_self_signed_certificate_accepts_the_password(make_lab, sqlite_url, tmp_path):
+def test_https_with_a_self_signed_certificate_accepts_the_password(
+    make_lab: MakeLab, sqlite_url: str, tmp_path: Path
+) -> None:
     cert_path, key_path, _ = self_signed(tmp_path)
     cert = ReloadableCertificate(str(cert_path), str(key_path))
     lab = make_lab(sqlite_url)
@@ -76,7 +78,7 @@ def test_https_with_a_self_signed_certificate_accepts_the_password(make_lab, sql
     assert reply.status_code == 200, reply.text
 
 
-def test_tls_1_1_is_refused_and_1_2_accepted(make_lab, sqlite_url, tmp_path):
+def test_tls_1_1_is_refused_and_1_2_accepted(make_lab: MakeLab, sqlite_url: str, tmp_path: Path) -> None:
     cert_path, key_path, _ = self_signed(tmp_path)
     cert = ReloadableCertificate(str(cert_path), str(key_path))
     lab = make_lab(sqlite_url)
@@ -102,7 +104,7 @@ def test_tls_1_1_is_refused_and_1_2_accepted(make_lab, sqlite_url, tmp_path):
             assert tls.version() == "TLSv1.2"
 
 
-def test_certificate_reload_in_process(make_lab, sqlite_url, tmp_path):
+def test_certificate_reload_in_process(make_lab: MakeLab, sqlite_url: str, tmp_path: Path) -> None:
     cert_path, key_path, first = self_signed(tmp_path, "first")
     cert = ReloadableCertificate(str(cert_path), str(key_path))
     lab = make_lab(sqlite_url)
@@ -120,7 +122,7 @@ def test_certificate_reload_in_process(make_lab, sqlite_url, tmp_path):
 
 
 @pytest.mark.children
-def test_sighup_reloads_the_certificate_of_webcallback_run(tmp_path, sqlite_url):
+def test_sighup_reloads_the_certificate_of_webcallback_run(tmp_path: Path, sqlite_url: str) -> None:
     cert_path, key_path, first = self_signed(tmp_path, "first")
     config = tmp_path / "webcallback.toml"
     config.write_text(
@@ -154,7 +156,7 @@ def test_sighup_reloads_the_certificate_of_webcallback_run(tmp_path, sqlite_url)
     assert b"TLS certificate reloaded" in err
 
 
-def test_behind_a_trusted_proxy(make_lab, db_url):
+def test_behind_a_trusted_proxy(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url, server__trusted_proxies="127.0.0.1/32", security__lockout__max_failures_per_ip="2")
     with lab.server() as url, httpx.Client(base_url=url) as http:
         via_https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
@@ -172,7 +174,7 @@ def test_behind_a_trusted_proxy(make_lab, db_url):
     assert "ip:203.0.113.7" in lab.cli("security", "lockouts").output
 
 
-def test_forwarded_headers_from_an_untrusted_peer_are_ignored(make_lab, db_url):
+def test_forwarded_headers_from_an_untrusted_peer_are_ignored(make_lab: MakeLab, db_url: str) -> None:
     lab = make_lab(db_url)  # no trusted proxies
     with lab.server() as url:
         spoofed = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}

@@ -22,7 +22,6 @@ import contextlib
 import enum
 import functools
 import logging
-import socket
 from types import TracebackType
 
 from webcallback.config import CallSettings, ConfigError, Settings
@@ -36,6 +35,7 @@ from webcallback.domain import (
     TelephonyEngine,
 )
 from webcallback.service.container import Services
+from webcallback.service.node import node_id
 from webcallback.service.records import CallRecorder, ProgressLog
 from webcallback.store.callbacks import Callback
 
@@ -54,8 +54,9 @@ class DispatcherState(enum.Enum):
 
 
 def node_name(settings: Settings) -> str:
-    """Stable across restarts and distinct per SIP engine on a host: what crash recovery keys on."""
-    return f"{socket.gethostname()}:{settings.engine.sip.listen.rpartition(':')[2]}"[:64]
+    """Stable across restarts and never shared by two live processes: what crash recovery keys on
+    (`service/node.py`)."""
+    return node_id(settings)
 
 
 def caller_id(template: str, callback: Callback) -> str:
@@ -163,6 +164,7 @@ class Dispatcher:
             return
         claimed = await self._services.db.run(self._services.callbacks.claim_queued, self.node, free)
         for callback in claimed:
+            self._services.metrics.claimed(callback)
             task = asyncio.create_task(self._run(callback), name=f"callback-{callback.id}")
             self._tasks[callback.id] = task
             task.add_done_callback(functools.partial(self._done, callback.id))
@@ -234,8 +236,18 @@ class Dispatcher:
         log.info("dispatcher %s stopped", self.node)
 
     async def _drain(self, timeout: float) -> None:
+        """Until the calls end, `timeout` passes or `services.stop_draining` is set (a second
+        signal), whichever comes first; `_hangup_all` then ends what is left."""
         log.info("draining %d callbacks (up to %.0f s)", len(self._tasks), timeout)
-        await asyncio.wait(list(self._tasks.values()), timeout=timeout)
+        drained = asyncio.ensure_future(asyncio.wait(list(self._tasks.values())))
+        hurried = asyncio.ensure_future(self._services.stop_draining.wait())
+        try:
+            await asyncio.wait((drained, hurried), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()  # cancels the waiting only, not the calls
+            hurried.cancel()
+        if hurried.done() and not hurried.cancelled() and self._tasks:
+            log.warning("drain ended early: hanging up %d callbacks", len(self._tasks))
 
     async def _hangup_all(self) -> None:
         if not self._tasks:

@@ -35,11 +35,13 @@ class CallRecorder:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._db = services.db
+        self._metrics = services.metrics
         self.store = TelephonyStore(services.db)
 
     async def progress(self, callback: Callback, event: ProgressEvent) -> None:
         number = callback.callback if event.leg is LegRole.CALLBACK else callback.destination
         await self._db.run(self.store.record_progress, event, number)
+        self._metrics.progress(event)
         if event.state is LegState.BRIDGED:
             await self._db.run(self._services.callbacks.transition, callback.id, DIALING, BRIDGED)
 
@@ -48,10 +50,12 @@ class CallRecorder:
         state = COMPLETED if outcome.completed else FAILED
         stored = await self._db.run(self.store.finish, callback, state, outcome)
         if not stored:
+            self._metrics.ended(callback.id)
             log.warning(
                 "callback %s was already final; its outcome %s is dropped", callback.id, outcome.reason
             )
             return
+        self._metrics.finished(callback.id, state, outcome)
         log.info("callback %s %s (%s, bridged %.1f s)", callback.id, state, outcome.reason, outcome.bridged_s)
         await self._call_hooks(callback.id, outcome)
 

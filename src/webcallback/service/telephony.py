@@ -43,10 +43,13 @@ def telephony_hook(factory: EngineFactory = sip_engine, **dispatcher_options: fl
     async def telephony(services: Services) -> AsyncIterator[None]:
         engine = factory(services.settings)
         await engine.start()
+        # SIP worker processes up (`processes` > 1), else 1 while the in-process engine runs.
+        services.metrics.watch_sip_workers(getattr(engine, "workers_up", lambda: 1))
         try:
             async with Dispatcher(services, engine, **dispatcher_options):  # type: ignore[arg-type]
                 yield
         finally:
+            services.metrics.watch_sip_workers(lambda: 0)
             await engine.stop()
 
     return telephony

@@ -19,6 +19,7 @@ import functools
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -28,6 +29,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -42,6 +45,10 @@ CHECKPOINT_EVERY = 1.0  # seconds, when the service checkpoints the SQLite WAL i
 
 class StoreError(Exception):
     """The database is unreachable or misbehaved."""
+
+
+class SchemaNotCurrent(StoreError):
+    """The database's schema is older (or newer) than this version's: `webcallback db upgrade`."""
 
 
 def normalise_url(url: str) -> str:
@@ -78,22 +85,57 @@ class Database:
         self._unit: ContextVar[_Unit | None] = ContextVar(f"db-unit-{id(self)}", default=None)
         self._sqlite_path = parsed.database if self.is_sqlite else None
         self._checkpointer: _Checkpointer | None = None
+        # Told the operation and the seconds of every `run()` (the store-latency metric).
+        self.observe: Callable[[str, float], None] | None = None
 
     @staticmethod
     def _sqlite_engine(path: str | None) -> Engine:
         if path and path != ":memory:":
+            if not Path(path).exists():
+                # Said out loud: a relative path or a wrong --config silently made a second database.
+                log.warning("database %s does not exist: creating a new, empty one", Path(path).resolve())
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(f"sqlite:///{path or ':memory:'}", connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent)."""
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(resources.files("webcallback.store") / "migrations"))
+        """Bring the schema to the newest revision (idempotent): `webcallback db upgrade`."""
+        cfg = _alembic_config()
         with self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+
+    def revisions(self) -> tuple[str | None, str]:
+        """(the database's schema revision, None when it has no schema yet; this version's head)."""
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert head is not None  # the package ships its migrations
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        return current, head
+
+    @staticmethod
+    def knows(revision: str) -> bool:
+        script = ScriptDirectory.from_config(_alembic_config())
+        return any(r.revision == revision for r in script.walk_revisions())
+
+    def prepare(self) -> None:
+        """What every command does on start: an empty database gets the schema (nothing to lose);
+        one at another revision is refused, so that upgrading the schema is an explicit step
+        (`webcallback db upgrade`) taken after a backup, not a side effect of `account list`."""
+        current, head = self.revisions()
+        if current is None:
+            self.migrate()
+        elif not self.knows(current):
+            raise SchemaNotCurrent(
+                f"the database schema is at revision {current}, which this version of webcallback "
+                f"does not know (its newest is {head}): a newer webcallback upgraded it"
+            )
+        elif current != head:
+            raise SchemaNotCurrent(
+                f"the database schema is at revision {current}, this version of webcallback needs "
+                f"{head}: back the database up, then run `webcallback db upgrade`"
+            )
 
     def _open_unit(self) -> _Unit | None:
         unit = self._unit.get()
@@ -169,16 +211,27 @@ class Database:
             self._checkpointer = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._executor is None:
-            return fn(*args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        started = time.perf_counter()
+        try:
+            if self._executor is None:
+                return fn(*args, **kwargs)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        finally:
+            if self.observe is not None:
+                self.observe(getattr(fn, "__qualname__", "other"), time.perf_counter() - started)
 
     def close(self) -> None:
         self.stop_checkpointer()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("webcallback.store") / "migrations"))
+    return cfg
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -18,9 +19,11 @@ from starlette.routing import BaseRoute, Route
 from webcallback.errors import ApiError, TooManyRequests
 from webcallback.service.callbacks import CallbackRequest
 from webcallback.service.container import LifespanHook, Services
+from webcallback.store.callbacks import Callback
 from webcallback.web.billing_routes import BillingApi
 from webcallback.web.client_info import TrustedProxies
 from webcallback.web.inputs import read_input, response_format
+from webcallback.web.metrics import HttpMetrics, MetricsApi
 from webcallback.web.openapi import openapi_document
 from webcallback.web.params import pick
 from webcallback.web.responses import respond, respond_empty
@@ -36,20 +39,28 @@ class WebCallbackApi:
         self.proxies = TrustedProxies(services.settings.server.trusted_proxies)
 
     async def webcallback(self, request: Request) -> Response:
+        try:
+            callback = await self._request_callback(request)
+        except ApiError as exc:
+            self.services.metrics.callback_refused(exc.error_id)
+            raise
+        self.services.metrics.callback_accepted()
+        if self.settings.api.success_body == "empty":
+            return respond_empty(200)
+        return respond(
+            response_format(request, self.settings), 200, {"id": callback.id, "state": callback.state}
+        )
+
+    async def _request_callback(self, request: Request) -> Callback:
         api_input = await read_input(request, self.settings, self.proxies)
         names, values = self.settings.api.params, api_input.params.values
-        callback = await self.services.callback_service.request_callback(
+        return await self.services.callback_service.request_callback(
             CallbackRequest(
                 credentials=api_input.credentials,
                 target=pick(values, names.target, "destination number"),
                 callback=pick(values, names.callback, "callback number"),
                 client_ip=api_input.client.address,
             )
-        )
-        if self.settings.api.success_body == "empty":
-            return respond_empty(200)
-        return respond(
-            response_format(request, self.settings), 200, {"id": callback.id, "state": callback.state}
         )
 
     async def health(self, request: Request) -> Response:
@@ -87,6 +98,7 @@ class WebCallbackApi:
             Route(path + "/", self.webcallback, methods=methods),
             Route("/healthz", self.health, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
+            *MetricsApi(self.services).routes(),
         ]
         if self.services.billing is not None:
             routes += BillingApi(self, self.services.billing).routes()
@@ -113,4 +125,9 @@ def create_app(
         HTTPException: api.http_error,
         Exception: api.unexpected_error,
     }
-    return Starlette(routes=[*api.routes(), *extra_routes], exception_handlers=handlers, lifespan=lifespan)
+    return Starlette(
+        routes=[*api.routes(), *extra_routes],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+        middleware=[Middleware(HttpMetrics, metrics=services.metrics)],
+    )

@@ -16,9 +16,12 @@ from webcallback.web.app import create_app
 from webcallback.web.status import StatusApi
 
 
-def build_app(settings: Settings, *, engine_factory: EngineFactory = sip_engine) -> Starlette:
+def build_app(
+    settings: Settings, *, engine_factory: EngineFactory = sip_engine, prepare: bool = False
+) -> Starlette:
+    """`prepare`: as `webcallback run` starts (see `build_services`); else the schema is upgraded."""
     settings, lab = plan_lab(settings)
-    services = build_services(settings)
+    services = build_services(settings, prepare=prepare)
     hooks: list[LifespanHook] = [housekeeping]
     if lab is not None:
         hooks.append(lab.phones_hook)
@@ -26,4 +29,6 @@ def build_app(settings: Settings, *, engine_factory: EngineFactory = sip_engine)
         hooks.append(telephony_hook(engine_factory))
     if lab is not None:
         hooks.append(lab.announce_hook)
-    return create_app(services, extra_routes=StatusApi(services).routes(), lifespan_hooks=hooks)
+    app = create_app(services, extra_routes=StatusApi(services).routes(), lifespan_hooks=hooks)
+    app.state.services = services  # for `webcallback run`: the second signal's stop_draining
+    return app

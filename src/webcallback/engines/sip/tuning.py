@@ -6,6 +6,10 @@ They change no SIP behaviour, only what it costs:
 - UDP helper threads: sippy starts 3 receivers and 3 senders; under the GIL one of each is
   cheaper (`engine.sip.udp_workers`).
 - Finished UAs linger `UA.godead_timeout` seconds to absorb retransmissions (`engine.sip.linger`).
+And one that does change behaviour: sippy binds its UDP socket with SO_REUSEADDR (and SO_REUSEPORT
+with several receivers), so a second instance on the same port bound it too and silently took
+half of the first one's replies. We bind plainly: a port in use is refused (EADDRINUSE). Our
+receivers share one socket, so nothing needs the port twice.
 The cyclic GC thresholds the study also recommends are the whole service's business, not the
 engine's: see docs/engines.md.
 """
@@ -29,4 +33,5 @@ def apply(udp_workers: int, linger: float) -> None:
         raise EngineError("engine.sip.linger must be positive")
     monotime.clock_getdtime = time.clock_gettime  # same clock ids: 0 realtime, 4 monotonic raw
     Udp_server_opts.nworkers = udp_workers
+    Udp_server_opts.flags = 0
     UA.godead_timeout = linger
