@@ -19,6 +19,7 @@ from typing import Protocol
 
 from webcallback import geoip
 from webcallback.config import Settings
+from webcallback.domain import Admission
 from webcallback.errors import NOT_ENOUGH_CREDIT, ApiError, BadRequest, Forbidden
 from webcallback.numbers import to_e164
 from webcallback.security.guard import SecurityGuard
@@ -34,13 +35,6 @@ class CallbackRequest:
     target: str | None
     callback: str | None
     client_ip: str
-
-
-@dataclass(frozen=True)
-class Admission:
-    """What the credit gate allows: the longest call the account can pay for (None: unlimited)."""
-
-    max_duration: float | None
 
 
 class CreditGate(Protocol):

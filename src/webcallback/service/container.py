@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,3 +121,8 @@ def build_services(settings: Settings, *, migrate: bool = True, prepare: bool = 
     # The per-user concurrency slot is given back when the callback ends.
     services.on_callback_finished.append(guard.on_callback_finished)
     return services
+
+
+# Something that runs for the life of the services (the engine, the lab, housekeeping), entered
+# and exited by the web app's lifespan in order.
+LifespanHook = Callable[[Services], contextlib.AbstractAsyncContextManager[None]]

@@ -14,9 +14,8 @@ from collections.abc import AsyncIterator, Callable
 
 from webcallback.config import Settings
 from webcallback.domain import TelephonyEngine
-from webcallback.service.container import Services
+from webcallback.service.container import LifespanHook, Services
 from webcallback.service.dispatcher import Dispatcher
-from webcallback.web.app import LifespanHook
 
 EngineFactory = Callable[[Settings], TelephonyEngine]
 

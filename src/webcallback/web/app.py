@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from webcallback.errors import SERVICE_UNAVAILABLE, ApiError, ServiceUnavailable, TooManyRequests
 from webcallback.service.callbacks import CallbackRequest
-from webcallback.service.container import Services
+from webcallback.service.container import LifespanHook, Services
 from webcallback.service.health import OUTAGE_ERRORS, outage_summary
 from webcallback.store.callbacks import Callback
 from webcallback.web.billing_routes import BillingApi
@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 
 # Seconds a client is told to wait before retrying when the database is out.
 OUTAGE_RETRY_AFTER = 5
-
-LifespanHook = Callable[[Services], contextlib.AbstractAsyncContextManager[None]]
 
 
 class WebCallbackApi:
