@@ -17,7 +17,7 @@ from webcallback.security.guard import SecurityGuard
 from webcallback.security.keys import keys_in_use
 from webcallback.security.spend import ChargesSpendMeter
 from webcallback.service.auth import Authenticator
-from webcallback.service.callbacks import CallbackService
+from webcallback.service.callbacks import CallbackService, PositiveBalanceGate
 from webcallback.service.health import Health
 from webcallback.service.metrics import Metrics
 from webcallback.store.accounts import AccountStore
@@ -105,14 +105,17 @@ def build_services(settings: Settings, *, migrate: bool = True, prepare: bool = 
     billing = BillingService(settings, db) if settings.billing.enabled else None
     # The daily spend cap reads billing's charges; without billing there is nothing to cap.
     guard = SecurityGuard(settings, db, spend_meter=ChargesSpendMeter(db) if billing else None)
+    callbacks = CallbackStore(db)
     services = Services(
         settings=settings,
         db=db,
         cipher=cipher,
         accounts=AccountStore(db),
-        callbacks=CallbackStore(db),
+        callbacks=callbacks,
         authenticator=authenticator,
-        callback_service=CallbackService(settings, db, authenticator, credit=billing, guard=guard),
+        callback_service=CallbackService(
+            settings, db, authenticator, callbacks, guard, credit=billing or PositiveBalanceGate()
+        ),
         on_callback_finished=[billing.settle] if billing else [],
         billing=billing,
         metrics=metrics,

@@ -2,7 +2,7 @@
 
 Lifetime (an async context manager, like the engine it drives):
 - on entry, callbacks this node left `dialing`/`bridged` (it crashed) are failed as `interrupted`,
-  then a loop claims queued callbacks — woken at once by `CallbackService.on_queued`, and every
+  then a loop claims queued callbacks — woken at once by `CallbackService.subscribe`, and every
   `poll_interval` seconds anyway, so callbacks queued by another node or before a restart are run;
 - at most `calls.concurrency` callbacks run at once; each is one task that builds the
   `CallbackSpec`, awaits `engine.run_callback`, and records progress and the end (`records.py`);
@@ -22,6 +22,7 @@ import contextlib
 import enum
 import functools
 import logging
+from collections.abc import Callable
 from types import TracebackType
 
 from webcallback.config import CallSettings, ConfigError, Settings
@@ -94,10 +95,6 @@ def check_templates(calls: CallSettings) -> None:
             raise ConfigError(f"calls.{key}", f"bad template {template!r}: {exc!r}") from None
 
 
-def _ignore(_callback: Callback) -> None:
-    pass
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -121,6 +118,7 @@ class Dispatcher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None
         self.state = DispatcherState.UNOPENED
 
     @property
@@ -132,7 +130,7 @@ class Dispatcher:
             raise RuntimeError(f"dispatcher is {self.state.value}; it cannot be started again")
         await self._recorder.recover(self.node)
         self.state = DispatcherState.RUNNING
-        self._services.callback_service.on_queued = self.wake
+        self._unsubscribe = self._services.callback_service.subscribe(self.wake)
         self._loop_task = asyncio.create_task(self._claim_loop(), name="dispatcher")
         log.info("dispatcher %s running (concurrency %d)", self.node, self._settings.concurrency)
         return self
@@ -143,7 +141,7 @@ class Dispatcher:
         await self.stop()
 
     def wake(self, _callback: Callback | None = None) -> None:
-        """Look at the store now (`CallbackService.on_queued` calls this)."""
+        """Look at the store now (called for each callback queued on this node)."""
         self._wake.set()
 
     # ---- taking work -------------------------------------------------------------------------
@@ -225,7 +223,7 @@ class Dispatcher:
         if self.state is not DispatcherState.RUNNING:
             return
         self.state = DispatcherState.STOPPING
-        self._services.callback_service.on_queued = _ignore
+        self._unsubscribe()
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
