@@ -174,12 +174,13 @@ async def test_a_queued_callback_wakes_the_dispatcher_without_waiting_for_the_po
         callback="+15559870001",
         client_ip="127.0.0.1",
     )
+    before = services.callback_service.subscribers
     async with Dispatcher(services, harness.engine, poll_interval=3600, node="node-a"):
         await asyncio.sleep(0.05)  # the first poll has happened; only a wake can start the next
         queued = await services.callback_service.request_callback(request)
         assert (await harness.wait_final(queued.id, timeout=2)).state == "completed"
-        assert services.callback_service.subscribers == 1
-    assert services.callback_service.subscribers == 0  # stopped: unsubscribed
+        assert services.callback_service.subscribers == before + 1
+    assert services.callback_service.subscribers == before  # stopped: unsubscribed
 
 
 async def test_the_poll_finds_callbacks_queued_by_another_node(harness: Harness) -> None:

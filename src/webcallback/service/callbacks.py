@@ -25,6 +25,7 @@ from webcallback.errors import NOT_ENOUGH_CREDIT, ApiError, BadRequest, Forbidde
 from webcallback.numbers import to_e164
 from webcallback.security.guard import SecurityGuard
 from webcallback.service.auth import Authenticator, Credentials
+from webcallback.service.shedding import LoadShedder
 from webcallback.store.accounts import Account
 from webcallback.store.callbacks import Callback, CallbackStore, new_callback_id
 from webcallback.store.db import Database
@@ -63,6 +64,7 @@ class CallbackService:
         callbacks: CallbackStore,
         guard: SecurityGuard,
         credit: CreditGate,
+        shedder: LoadShedder,
     ) -> None:
         self._settings = settings
         self._db = db
@@ -70,7 +72,8 @@ class CallbackService:
         self._credit = credit
         self._callbacks = callbacks
         self.guard = guard
-        self._queued_listeners: list[Callable[[Callback], None]] = []
+        self._shedder = shedder
+        self._queued_listeners: list[Callable[[Callback], None]] = [shedder.queued]
 
     def subscribe(self, listener: Callable[[Callback], None]) -> Callable[[], None]:
         """Call `listener` with each callback queued from now on; returns the unsubscribe."""
@@ -84,6 +87,7 @@ class CallbackService:
     async def request_callback(self, req: CallbackRequest) -> Callback:
         # On SQLite the checks and writes of one request share one transaction (`Database.unit`);
         # a refusal keeps what it wrote (the claimed nonce, counted failures, security events).
+        self._shedder.check()  # first: an overloaded node does no work for what it refuses
         with self._db.unit(keep_on=(ApiError,)):
             callback, queued = await self._accept(req)
         if queued:  # after the commit, so the dispatcher finds the row

@@ -20,6 +20,7 @@ from webcallback.service.auth import Authenticator
 from webcallback.service.callbacks import CallbackService, PositiveBalanceGate
 from webcallback.service.health import Health
 from webcallback.service.metrics import Metrics
+from webcallback.service.shedding import LoadShedder
 from webcallback.store.accounts import AccountStore
 from webcallback.store.callbacks import Callback, CallbackStore
 from webcallback.store.db import Database
@@ -66,6 +67,8 @@ class Services:
     metrics: Metrics
     # What `/readyz` checks: the database and the engine.
     health: Health
+    # Admission control: refuses callbacks this node could not start within `calls.max_queue_wait`.
+    shedder: LoadShedder
     # Called by the dispatcher once per callback after its final state is stored (billing settles
     # here, webhooks fire here). Each hook must not raise; the dispatcher logs and goes on if it does.
     on_callback_finished: list[FinishedHook] = field(default_factory=list)
@@ -106,6 +109,7 @@ def build_services(settings: Settings, *, migrate: bool = True, prepare: bool = 
     # The daily spend cap reads billing's charges; without billing there is nothing to cap.
     guard = SecurityGuard(settings, db, spend_meter=ChargesSpendMeter(db) if billing else None)
     callbacks = CallbackStore(db)
+    shedder = LoadShedder(settings.calls)
     services = Services(
         settings=settings,
         db=db,
@@ -114,12 +118,13 @@ def build_services(settings: Settings, *, migrate: bool = True, prepare: bool = 
         callbacks=callbacks,
         authenticator=authenticator,
         callback_service=CallbackService(
-            settings, db, authenticator, callbacks, guard, credit=billing or PositiveBalanceGate()
+            settings, db, authenticator, callbacks, guard, billing or PositiveBalanceGate(), shedder
         ),
+        shedder=shedder,
         on_callback_finished=[billing.settle] if billing else [],
         billing=billing,
         metrics=metrics,
-        health=Health(db),
+        health=Health(db, shedder),
     )
     # The per-user concurrency slot is given back when the callback ends.
     services.on_callback_finished.append(guard.on_callback_finished)

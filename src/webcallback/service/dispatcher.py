@@ -131,6 +131,7 @@ class Dispatcher:
         await self._recorder.recover(self.node)
         self.state = DispatcherState.RUNNING
         self._unsubscribe = self._services.callback_service.subscribe(self.wake)
+        self._services.shedder.attach(lambda: len(self._tasks))
         self._loop_task = asyncio.create_task(self._claim_loop(), name="dispatcher")
         log.info("dispatcher %s running (concurrency %d)", self.node, self._settings.concurrency)
         return self
@@ -161,6 +162,7 @@ class Dispatcher:
         if free <= 0:
             return
         claimed = await self._services.db.run(self._services.callbacks.claim_queued, self.node, free)
+        self._services.shedder.claimed(len(claimed))
         for callback in claimed:
             self._services.metrics.claimed(callback)
             task = asyncio.create_task(self._run(callback), name=f"callback-{callback.id}")
@@ -224,6 +226,7 @@ class Dispatcher:
             return
         self.state = DispatcherState.STOPPING
         self._unsubscribe()
+        self._services.shedder.attach(None)
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)

@@ -2,13 +2,15 @@
 
 `/livez` says the process serves HTTP at all: restart it when that fails. `/readyz` says it should
 be sent callbacks now: its database answers and takes writes, no store call failed with an outage
-in the last `RECENT_OUTAGE_S` seconds (a full SQLite disk shows only on a write), and its telephony
-engine runs. A load balancer takes a node that is not ready out of rotation until it is again."""
+in the last `RECENT_OUTAGE_S` seconds (a full SQLite disk shows only on a write), its telephony
+engine runs, and it is not refusing callbacks for overload (`calls.max_queue_wait`). A load
+balancer takes a node that is not ready out of rotation until it is again."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from webcallback.service.shedding import LoadShedder
 from webcallback.store.db import OUTAGE_ERRORS, Database, outage_summary
 
 __all__ = ["OUTAGE_ERRORS", "Health", "outage_summary"]
@@ -17,8 +19,9 @@ RECENT_OUTAGE_S = 10.0
 
 
 class Health:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, shedder: LoadShedder) -> None:
         self._db = db
+        self._shedder = shedder
         # None: no engine runs in this process (`[engine] kind = "none"`, or before start).
         self._engine_up: Callable[[], bool] | None = None
         self._engine_expected = False
@@ -40,4 +43,6 @@ class Health:
                 found.append("database writes failing")
         if self._engine_expected and (self._engine_up is None or not self._engine_up()):
             found.append("telephony engine down")
+        if self._shedder.shedding:
+            found.append("overloaded: refusing new callbacks")
         return found
