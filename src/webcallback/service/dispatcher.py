@@ -38,6 +38,7 @@ from webcallback.domain import (
 from webcallback.service.container import Services
 from webcallback.service.node import node_id
 from webcallback.service.records import CallRecorder, ProgressLog
+from webcallback.service.retry import until_stored
 from webcallback.store.callbacks import Callback
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class Dispatcher:
         try:
             result = await self._place(callback, progress)
         except asyncio.CancelledError:
-            await self._record(callback, progress, FailureReason.SHUTDOWN)
+            await self._record(callback, progress, FailureReason.SHUTDOWN, retry=False)
             raise
         await self._record(callback, progress, result)
 
@@ -206,14 +207,28 @@ class Dispatcher:
         return 2 * spec.ring_timeout + spec.max_duration + self._watchdog_grace
 
     async def _record(
-        self, callback: Callback, progress: ProgressLog, result: CallOutcome | FailureReason
+        self,
+        callback: Callback,
+        progress: ProgressLog,
+        result: CallOutcome | FailureReason,
+        *,
+        retry: bool = True,
     ) -> None:
-        try:
-            await progress.close()
+        """Store the callback's end; through a database outage it retries until stored (see
+        `service/retry.py`), except on the way out of a cancelled task (`retry=False`)."""
+
+        async def write() -> None:
             if isinstance(result, str):
                 await self._recorder.fail(callback, result)
             else:
                 await self._recorder.finish(callback, result)
+
+        try:
+            await progress.close()
+            if retry:
+                await until_stored(write, f"callback {callback.id}: recording its end")
+            else:
+                await write()
         except Exception:
             log.exception(
                 "callback %s: could not record its end; a restart marks it interrupted", callback.id
