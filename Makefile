@@ -51,6 +51,7 @@ run: system-run install
 test: system-test install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
 # The edit loop: no SIP, no PostgreSQL, no child processes, no long fuzzing runs (the `slow` marker,
@@ -60,6 +61,7 @@ test-quick: install
 
 lint:
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/lint-imports
 
 typecheck:
 	$(VENV)/bin/mypy

@@ -291,6 +291,13 @@ class CallSettings:
         choices=("drain", "hangup"),
     )
     drain_timeout: float = doc("Longest wait for calls to finish when draining.", 3600.0)
+    max_queue_wait: float = doc(
+        "Seconds a new callback may be expected to wait before this node starts dialling it. A "
+        "request that would wait longer (every slot of `concurrency` busy and the backlog more "
+        "than this node starts in that time) is refused at once with 503 and Retry-After, and no "
+        "call is placed for it; 0 turns admission control off.",
+        5.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,7 @@ async def test_restart_fails_what_this_node_left_in_flight_and_runs_what_is_queu
     )
 
 
-async def test_on_queued_wakes_the_dispatcher_without_waiting_for_the_poll(harness: Harness) -> None:
+async def test_a_queued_callback_wakes_the_dispatcher_without_waiting_for_the_poll(harness: Harness) -> None:
     services = harness.services
     enc, kid = services.cipher.encrypt("alice", "pw")
     services.accounts.add("alice", password_enc=enc, key_id=kid, balance=__import__("decimal").Decimal(5))
@@ -174,18 +174,19 @@ async def test_on_queued_wakes_the_dispatcher_without_waiting_for_the_poll(harne
         callback="+15559870001",
         client_ip="127.0.0.1",
     )
-    async with Dispatcher(services, harness.engine, poll_interval=3600, node="node-a") as dispatcher:
+    before = services.callback_service.subscribers
+    async with Dispatcher(services, harness.engine, poll_interval=3600, node="node-a"):
         await asyncio.sleep(0.05)  # the first poll has happened; only a wake can start the next
         queued = await services.callback_service.request_callback(request)
         assert (await harness.wait_final(queued.id, timeout=2)).state == "completed"
-        assert services.callback_service.on_queued == dispatcher.wake
-    assert services.callback_service.on_queued != dispatcher.wake
+        assert services.callback_service.subscribers == before + 1
+    assert services.callback_service.subscribers == before  # stopped: unsubscribed
 
 
 async def test_the_poll_finds_callbacks_queued_by_another_node(harness: Harness) -> None:
     async with Dispatcher(harness.services, harness.engine, **FAST):
         await asyncio.sleep(0.1)
-        queued = harness.queue()  # straight into the store: nobody calls on_queued
+        queued = harness.queue()  # straight into the store: no subscriber is told
         assert (await harness.wait_final(queued.id, timeout=2)).state == "completed"
 
 

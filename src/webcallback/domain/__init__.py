@@ -14,10 +14,12 @@ from webcallback.domain.calls import (
     LegState,
     ProgressEvent,
 )
+from webcallback.domain.credit import Admission
 from webcallback.domain.engine import EngineError, ProgressCallback, TelephonyEngine
 from webcallback.domain.reasons import FailureReason
 
 __all__ = [
+    "Admission",
     "CallOutcome",
     "CallbackSpec",
     "EndedBy",

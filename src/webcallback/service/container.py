@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,10 @@ from webcallback.security.guard import SecurityGuard
 from webcallback.security.keys import keys_in_use
 from webcallback.security.spend import ChargesSpendMeter
 from webcallback.service.auth import Authenticator
-from webcallback.service.callbacks import CallbackService
+from webcallback.service.callbacks import CallbackService, PositiveBalanceGate
+from webcallback.service.health import Health
 from webcallback.service.metrics import Metrics
+from webcallback.service.shedding import LoadShedder
 from webcallback.store.accounts import AccountStore
 from webcallback.store.callbacks import Callback, CallbackStore
 from webcallback.store.db import Database
@@ -62,6 +65,10 @@ class Services:
     callback_service: CallbackService
     # What `/metrics` shows; observed by the web middleware, the dispatcher and the store.
     metrics: Metrics
+    # What `/readyz` checks: the database and the engine.
+    health: Health
+    # Admission control: refuses callbacks this node could not start within `calls.max_queue_wait`.
+    shedder: LoadShedder
     # Called by the dispatcher once per callback after its final state is stored (billing settles
     # here, webhooks fire here). Each hook must not raise; the dispatcher logs and goes on if it does.
     on_callback_finished: list[FinishedHook] = field(default_factory=list)
@@ -101,18 +108,29 @@ def build_services(settings: Settings, *, migrate: bool = True, prepare: bool = 
     billing = BillingService(settings, db) if settings.billing.enabled else None
     # The daily spend cap reads billing's charges; without billing there is nothing to cap.
     guard = SecurityGuard(settings, db, spend_meter=ChargesSpendMeter(db) if billing else None)
+    callbacks = CallbackStore(db)
+    shedder = LoadShedder(settings.calls)
     services = Services(
         settings=settings,
         db=db,
         cipher=cipher,
         accounts=AccountStore(db),
-        callbacks=CallbackStore(db),
+        callbacks=callbacks,
         authenticator=authenticator,
-        callback_service=CallbackService(settings, db, authenticator, credit=billing, guard=guard),
+        callback_service=CallbackService(
+            settings, db, authenticator, callbacks, guard, billing or PositiveBalanceGate(), shedder
+        ),
+        shedder=shedder,
         on_callback_finished=[billing.settle] if billing else [],
         billing=billing,
         metrics=metrics,
+        health=Health(db, shedder),
     )
     # The per-user concurrency slot is given back when the callback ends.
     services.on_callback_finished.append(guard.on_callback_finished)
     return services
+
+
+# Something that runs for the life of the services (the engine, the lab, housekeeping), entered
+# and exited by the web app's lifespan in order.
+LifespanHook = Callable[[Services], contextlib.AbstractAsyncContextManager[None]]

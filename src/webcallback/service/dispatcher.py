@@ -2,7 +2,7 @@
 
 Lifetime (an async context manager, like the engine it drives):
 - on entry, callbacks this node left `dialing`/`bridged` (it crashed) are failed as `interrupted`,
-  then a loop claims queued callbacks — woken at once by `CallbackService.on_queued`, and every
+  then a loop claims queued callbacks — woken at once by `CallbackService.subscribe`, and every
   `poll_interval` seconds anyway, so callbacks queued by another node or before a restart are run;
 - at most `calls.concurrency` callbacks run at once; each is one task that builds the
   `CallbackSpec`, awaits `engine.run_callback`, and records progress and the end (`records.py`);
@@ -22,6 +22,7 @@ import contextlib
 import enum
 import functools
 import logging
+from collections.abc import Callable
 from types import TracebackType
 
 from webcallback.config import CallSettings, ConfigError, Settings
@@ -37,6 +38,7 @@ from webcallback.domain import (
 from webcallback.service.container import Services
 from webcallback.service.node import node_id
 from webcallback.service.records import CallRecorder, ProgressLog
+from webcallback.service.retry import until_stored
 from webcallback.store.callbacks import Callback
 
 log = logging.getLogger(__name__)
@@ -94,10 +96,6 @@ def check_templates(calls: CallSettings) -> None:
             raise ConfigError(f"calls.{key}", f"bad template {template!r}: {exc!r}") from None
 
 
-def _ignore(_callback: Callback) -> None:
-    pass
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -121,6 +119,7 @@ class Dispatcher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None
         self.state = DispatcherState.UNOPENED
 
     @property
@@ -132,7 +131,8 @@ class Dispatcher:
             raise RuntimeError(f"dispatcher is {self.state.value}; it cannot be started again")
         await self._recorder.recover(self.node)
         self.state = DispatcherState.RUNNING
-        self._services.callback_service.on_queued = self.wake
+        self._unsubscribe = self._services.callback_service.subscribe(self.wake)
+        self._services.shedder.attach(lambda: len(self._tasks))
         self._loop_task = asyncio.create_task(self._claim_loop(), name="dispatcher")
         log.info("dispatcher %s running (concurrency %d)", self.node, self._settings.concurrency)
         return self
@@ -143,7 +143,7 @@ class Dispatcher:
         await self.stop()
 
     def wake(self, _callback: Callback | None = None) -> None:
-        """Look at the store now (`CallbackService.on_queued` calls this)."""
+        """Look at the store now (called for each callback queued on this node)."""
         self._wake.set()
 
     # ---- taking work -------------------------------------------------------------------------
@@ -163,6 +163,7 @@ class Dispatcher:
         if free <= 0:
             return
         claimed = await self._services.db.run(self._services.callbacks.claim_queued, self.node, free)
+        self._services.shedder.claimed(len(claimed))
         for callback in claimed:
             self._services.metrics.claimed(callback)
             task = asyncio.create_task(self._run(callback), name=f"callback-{callback.id}")
@@ -180,7 +181,7 @@ class Dispatcher:
         try:
             result = await self._place(callback, progress)
         except asyncio.CancelledError:
-            await self._record(callback, progress, FailureReason.SHUTDOWN)
+            await self._record(callback, progress, FailureReason.SHUTDOWN, retry=False)
             raise
         await self._record(callback, progress, result)
 
@@ -206,14 +207,28 @@ class Dispatcher:
         return 2 * spec.ring_timeout + spec.max_duration + self._watchdog_grace
 
     async def _record(
-        self, callback: Callback, progress: ProgressLog, result: CallOutcome | FailureReason
+        self,
+        callback: Callback,
+        progress: ProgressLog,
+        result: CallOutcome | FailureReason,
+        *,
+        retry: bool = True,
     ) -> None:
-        try:
-            await progress.close()
+        """Store the callback's end; through a database outage it retries until stored (see
+        `service/retry.py`), except on the way out of a cancelled task (`retry=False`)."""
+
+        async def write() -> None:
             if isinstance(result, str):
                 await self._recorder.fail(callback, result)
             else:
                 await self._recorder.finish(callback, result)
+
+        try:
+            await progress.close()
+            if retry:
+                await until_stored(write, f"callback {callback.id}: recording its end")
+            else:
+                await write()
         except Exception:
             log.exception(
                 "callback %s: could not record its end; a restart marks it interrupted", callback.id
@@ -225,7 +240,8 @@ class Dispatcher:
         if self.state is not DispatcherState.RUNNING:
             return
         self.state = DispatcherState.STOPPING
-        self._services.callback_service.on_queued = _ignore
+        self._unsubscribe()
+        self._services.shedder.attach(None)
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)

@@ -10,6 +10,7 @@ Hooks run only when this process moved the callback to its final state, so at mo
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from datetime import datetime
@@ -25,6 +26,7 @@ from webcallback.domain import (
     ProgressEvent,
 )
 from webcallback.service.container import Services
+from webcallback.service.retry import until_stored
 from webcallback.store.callbacks import BRIDGED, COMPLETED, DIALING, FAILED, Callback
 from webcallback.store.telephony import TelephonyStore
 
@@ -147,6 +149,10 @@ class ProgressLog:
     async def _write(self) -> None:
         while (event := await self._queue.get()) is not None:
             try:
-                await self._recorder.progress(self._callback, event)
+                # In order: a progress write waits out an outage before the next one is tried.
+                await until_stored(
+                    functools.partial(self._recorder.progress, self._callback, event),
+                    f"callback {self._callback.id}: recording {event.leg} {event.state}",
+                )
             except Exception:
                 log.exception("callback %s: could not record progress %s", self._callback.id, event)

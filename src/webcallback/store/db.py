@@ -32,6 +32,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,27 @@ CHECKPOINT_EVERY = 1.0  # seconds, when the service checkpoints the SQLite WAL i
 
 class StoreError(Exception):
     """The database is unreachable or misbehaved."""
+
+
+# What an unreachable, full, locked or restarting database raises (through SQLAlchemy or straight
+# from the driver): an outage, answered 503 and retried, as opposed to a bug (IntegrityError,
+# ProgrammingError), which stays an error.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy_exc.OperationalError,
+    sqlalchemy_exc.InterfaceError,
+    sqlalchemy_exc.DisconnectionError,
+    sqlalchemy_exc.TimeoutError,
+    sqlite3.OperationalError,
+    StoreError,
+)
+
+
+def outage_summary(exc: BaseException) -> str:
+    """One line naming an outage for the log: the driver's own message, never the statement or
+    its parameters (SQLAlchemy's `str()` includes both, and they can hold account data)."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first[:200]}"
 
 
 class SchemaNotCurrent(StoreError):
@@ -87,6 +109,24 @@ class Database:
         self._checkpointer: _Checkpointer | None = None
         # Told the operation and the seconds of every `run()` (the store-latency metric).
         self.observe: Callable[[str, float], None] | None = None
+        # When a store call last failed with an outage error (monotonic seconds): what `/readyz`
+        # reads, since a full disk shows only on a write, not on a probe.
+        self.last_outage: float | None = None
+
+    def note_outage(self) -> None:
+        self.last_outage = time.monotonic()
+
+    def outage_within(self, seconds: float) -> bool:
+        return self.last_outage is not None and time.monotonic() - self.last_outage < seconds
+
+    def probe(self) -> None:
+        """Raise an outage error unless the database answers and takes writes (a PostgreSQL
+        standby, e.g. after a failover that left us on the old primary, answers read-only)."""
+        with self.engine.connect() as connection:
+            if self.is_sqlite:
+                connection.exec_driver_sql("SELECT 1").scalar()
+            elif connection.exec_driver_sql("SELECT pg_is_in_recovery()").scalar():
+                raise StoreError("the PostgreSQL server is a read-only standby")
 
     @staticmethod
     def _sqlite_engine(path: str | None) -> Engine:
@@ -217,6 +257,9 @@ class Database:
                 return fn(*args, **kwargs)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except OUTAGE_ERRORS:
+            self.note_outage()
+            raise
         finally:
             if self.observe is not None:
                 self.observe(getattr(fn, "__qualname__", "other"), time.perf_counter() - started)

@@ -16,9 +16,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from webcallback.errors import ApiError, TooManyRequests
+from webcallback.errors import SERVICE_UNAVAILABLE, ApiError, ServiceUnavailable, TooManyRequests
 from webcallback.service.callbacks import CallbackRequest
-from webcallback.service.container import Services
+from webcallback.service.container import LifespanHook, Services
+from webcallback.service.health import OUTAGE_ERRORS, outage_summary
 from webcallback.store.callbacks import Callback
 from webcallback.web.billing_routes import BillingApi
 from webcallback.web.client_info import TrustedProxies
@@ -30,7 +31,8 @@ from webcallback.web.responses import respond, respond_empty
 
 log = logging.getLogger(__name__)
 
-LifespanHook = Callable[[Services], contextlib.AbstractAsyncContextManager[None]]
+# Seconds a client is told to wait before retrying when the database is out.
+OUTAGE_RETRY_AFTER = 5
 
 
 class WebCallbackApi:
@@ -66,13 +68,27 @@ class WebCallbackApi:
             )
         )
 
-    async def health(self, request: Request) -> Response:
-        await self.services.db.run(self.services.accounts.find, "")
+    async def live(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        problems = await self.services.health.problems()
+        if not problems:
+            return JSONResponse({"status": "ok"})
+        body = {"status": "unavailable", "problems": problems, "message": SERVICE_UNAVAILABLE}
+        return JSONResponse(body, 503, headers={"Retry-After": str(OUTAGE_RETRY_AFTER)})
+
+    async def outage(self, request: Request, exc: Exception) -> Response:
+        """A store call failed because the database is unreachable or failing: 503 with the app's
+        message, one WARNING line (no traceback: nothing is wrong with the request or the code)."""
+        self.services.db.note_outage()
+        log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, outage_summary(exc))
+        return await self.api_error(request, ServiceUnavailable(retry_after=OUTAGE_RETRY_AFTER))
 
     async def api_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        retry_after = exc.retry_after if isinstance(exc, TooManyRequests | ServiceUnavailable) else None
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         fields = {"message": exc.message, "error": exc.error_id}
         response = respond(response_format(request, self.settings), exc.status_code, fields, headers)
         for name, value in exc.headers:
@@ -105,7 +121,9 @@ class WebCallbackApi:
         routes: list[BaseRoute] = [
             Route(path, self.webcallback, methods=methods),
             Route(path + "/", self.webcallback, methods=methods),
-            Route("/healthz", self.health, methods=["GET"]),
+            Route("/livez", self.live, methods=["GET"]),
+            Route("/readyz", self.ready, methods=["GET"]),
+            Route("/healthz", self.ready, methods=["GET"]),  # the name before /readyz; kept
             Route("/openapi.json", self.openapi, methods=["GET"]),
             *MetricsApi(self.services).routes(),
         ]
@@ -133,6 +151,7 @@ def create_app(
         ApiError: api.api_error,
         HTTPException: api.http_error,
         ClientDisconnect: api.client_gone,
+        **{error: api.outage for error in OUTAGE_ERRORS},
         Exception: api.unexpected_error,
     }
     return Starlette(

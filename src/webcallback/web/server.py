@@ -9,10 +9,10 @@ from starlette.applications import Starlette
 
 from webcallback.config import Settings
 from webcallback.lab.demo import plan_lab
-from webcallback.service.container import build_services
+from webcallback.service.container import LifespanHook, build_services
 from webcallback.service.maintenance import housekeeping
 from webcallback.service.telephony import EngineFactory, sip_engine, telephony_hook
-from webcallback.web.app import LifespanHook, create_app
+from webcallback.web.app import create_app
 from webcallback.web.status import StatusApi
 
 
