@@ -92,6 +92,22 @@ class ServerSettings:
         "at a time, so a second worker adds little (BENCHMARKS.md: 1,438 vs 1,379 requests/s).",
         1,
     )
+    header_timeout: float = doc(
+        "Seconds a client has, from connecting or from its first byte of a following request, to "
+        "send the whole request line and headers; then the connection is closed (slowloris).",
+        10.0,
+    )
+    keepalive_timeout: float = doc(
+        "Seconds an idle keep-alive connection is kept open after a response.", 5.0
+    )
+    max_header_bytes: int = doc(
+        "Largest request line plus headers, in bytes; a larger request gets 431.", 16384
+    )
+    max_headers: int = doc("Most header fields in one request; more gets 431.", 100)
+    max_connections: int = doc(
+        "Open connections (and requests in flight) per process beyond which new requests get 503.",
+        1000,
+    )
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
     import uvicorn
 
     from webcallback.store.db import SchemaNotCurrent
+    from webcallback.web.hardening import uvicorn_limits
     from webcallback.web.listen import ListenError, bind_http
     from webcallback.web.process import ServiceServer
     from webcallback.web.server import build_app
@@ -107,6 +108,7 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
             "ssl_context_factory": lambda _config, _default: cert.context,
         }
     try:
+        limits = uvicorn_limits(settings.server)
         app = build_app(settings, prepare=True)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -123,6 +125,7 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
         lifespan="on",
         proxy_headers=False,
         server_header=False,
+        **limits,
         **tls,
     )
     services = app.state.services

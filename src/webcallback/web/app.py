@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -100,6 +100,12 @@ class WebCallbackApi:
         fields = {"message": str(exc.detail), "error": "http-" + str(exc.status_code)}
         return respond(response_format(request, self.settings), exc.status_code, fields, exc.headers)
 
+    async def client_gone(self, request: Request, exc: Exception) -> Response:
+        # Not our fault and nobody to answer: one quiet line, not a traceback (uvicorn drops the
+        # response to a disconnected client).
+        log.debug("client disconnected during %s %s", request.method, request.url.path)
+        return respond_empty(499)
+
     async def unexpected_error(self, request: Request, exc: Exception) -> Response:
         request_id = secrets.token_hex(6)
         log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
@@ -144,6 +150,7 @@ def create_app(
     handlers: dict[type[Exception] | int, Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: api.api_error,
         HTTPException: api.http_error,
+        ClientDisconnect: api.client_gone,
         **{error: api.outage for error in OUTAGE_ERRORS},
         Exception: api.unexpected_error,
     }
