@@ -12,7 +12,7 @@ APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Time
 RUN_DEBS  := python3-venv sip-tester curl
 TEST_DEBS := $(RUN_DEBS) kamailio baresip postgresql
 
-.PHONY: install run test test-quick lint typecheck bench docs clean system-run system-test
+.PHONY: install install-prod run test test-quick lint typecheck bench docs clean distclean system-run system-test
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
@@ -24,6 +24,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# A production install: the package and its runtime dependencies only (no pytest, mypy, ...) in a
+# venv of its own, by default /opt/webcallback; docs/deployment.md goes on from here.
+PREFIX ?= /opt/webcallback
+install-prod:
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
+		|| $(MAKE) --no-print-directory system-run
+	$(PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/python -m pip install --quiet --no-cache-dir .
+	@echo "installed $(PREFIX)/bin/webcallback"
+
 # Installs Debian packages only when one is missing, so repeated runs stay fast and offline.
 system-run:
 	@missing=$$(for p in $(RUN_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -33,12 +43,15 @@ system-test:
 	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; fi
 
+# `db upgrade` first: `webcallback run` refuses a database whose schema is behind (docs/deployment.md).
 run: system-run install
+	$(VENV)/bin/webcallback db upgrade
 	$(VENV)/bin/webcallback run
 
 test: system-test install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
 # The edit loop: no SIP, no PostgreSQL, no child processes, no long fuzzing runs (the `slow` marker,
@@ -48,6 +61,7 @@ test-quick: install
 
 lint:
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/lint-imports
 
 typecheck:
 	$(VENV)/bin/mypy
@@ -58,5 +72,14 @@ bench: system-test install
 	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; fi
 	PYTHONPATH=src $(PY) bench/api_throughput.py
 
+# The venv and build output only: `var/` holds the database and the password key.
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info
+
+# Also the state of `make run`: the SQLite database, the password key, the node id, lab logs.
+# Nothing else can read the passwords without that key, so this asks first.
+distclean: clean
+	@if [ -d var ]; then \
+		printf 'delete var/ (database and password key)? [y/N] '; read answer; \
+		[ "$$answer" = y ] && rm -rf var || echo 'kept var/'; \
+	fi

@@ -58,7 +58,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.environ.get("WCB_SRC", str(ROOT / "src")))
 
-from webcallback.engines.base import (  # noqa: E402
+from webcallback.domain import (  # noqa: E402
     CallbackSpec,
     CallOutcome,
     LegState,

@@ -26,7 +26,7 @@ from tests.billing.bigdeck import make_deck_csv, make_prefixes, numbers_for
 from webcallback.billing.deckfile import parse_deck
 from webcallback.billing.rating import Rate
 from webcallback.config import load_settings
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome, FailureReason
 from webcallback.service.container import build_services
 from webcallback.store.billing import CreditStore, RateStore
 
@@ -77,7 +77,10 @@ async def bench_gate(name: str, svc: Any, numbers: list[str]) -> None:
         cb = type("CB", (), {"id": f"bench{i}"})()
         start = time.perf_counter()
         await billing.settle(
-            cb, CallOutcome(callback_id=f"bench{i}", completed=True, reason="ok", bridged_s=61)
+            cb,
+            CallOutcome(
+                callback_id=f"bench{i}", completed=True, reason=FailureReason.COMPLETED, bridged_s=61
+            ),
         )
         settle.append(time.perf_counter() - start)
     print(f"[{name}] admit (rate both legs + reserve): median {statistics.median(admit) * 1e6:.0f} µs")

@@ -73,10 +73,12 @@ def serve(
     certificate: Certificate | None = None,
     ssl_context: ssl.SSLContext | None = None,
     backlog: int = 2048,
+    **options: Any,
 ) -> Iterator[RunningServer]:
     """`app` under uvicorn in a thread on a free loopback port: plain HTTP, HTTPS with a
-    certificate's files, or HTTPS with a ready SSLContext (e.g. a minimum TLS version)."""
-    extra: dict[str, Any] = {}
+    certificate's files, or HTTPS with a ready SSLContext (e.g. a minimum TLS version).
+    `options`: more `uvicorn.Config` arguments (e.g. `web.hardening.uvicorn_limits`)."""
+    extra: dict[str, Any] = dict(options)
     if ssl_context is not None:
         extra["ssl_context_factory"] = lambda _config, _default: ssl_context
     config = uvicorn.Config(

@@ -12,6 +12,7 @@ import os
 import pwd
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -147,6 +148,19 @@ class PostgresServer:
         if "could not bind" in self._log() or "Address already in use" in self._log():
             raise PortTaken
         raise RuntimeError(f"PostgreSQL did not start: {self._log()}")
+
+    def halt(self) -> None:
+        """Stop the server and keep its data: an outage, ended by `resume`."""
+        assert self.proc is not None
+        # SIGINT is PostgreSQL's fast shutdown: it ends the open sessions (SIGTERM would wait for
+        # the clients to disconnect). Sent to the postmaster itself, not to the runuser wrapper.
+        pid_file = self.dir / "data" / "postmaster.pid"
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+        self.proc.wait(timeout=START_CEILING)
+
+    def resume(self) -> None:
+        """Start the halted server again, on its port (the clients' URLs stay valid)."""
+        self._start_postgres(self.dir / "data")
 
     def _log(self) -> str:
         return (self.dir / "server.log").read_text(errors="replace")[-2000:]

@@ -92,13 +92,46 @@ class ServerSettings:
         "at a time, so a second worker adds little (BENCHMARKS.md: 1,438 vs 1,379 requests/s).",
         1,
     )
+    header_timeout: float = doc(
+        "Seconds a client has, from connecting or from its first byte of a following request, to "
+        "send the whole request line and headers; then the connection is closed (slowloris).",
+        10.0,
+    )
+    keepalive_timeout: float = doc(
+        "Seconds an idle keep-alive connection is kept open after a response.", 5.0
+    )
+    max_header_bytes: int = doc(
+        "Largest request line plus headers, in bytes; a larger request gets 431.", 16384
+    )
+    max_headers: int = doc("Most header fields in one request; more gets 431.", 100)
+    max_connections: int = doc(
+        "Open connections (and requests in flight) per process beyond which new requests get 503.",
+        1000,
+    )
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Who this process is among the nodes sharing a database (crash recovery keys on it)."""
+
+    id: str | None = doc(
+        "This node's name, stored with the callbacks it runs; at most 64 characters, unique among "
+        "the nodes sharing the database and stable across restarts. Unset: the host name and a "
+        "random suffix kept in `state_dir` (`node-id`).",
+        None,
+    )
+    state_dir: str = doc(
+        "Directory for this node's own state: the generated node id, the phone lab's logs "
+        "(relative to the config file's directory).",
+        "var",
+    )
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = doc(
-        "SQLAlchemy URL: `sqlite:///path` (relative to the working directory) or "
-        "`postgresql://user:pass@host/db` for several nodes.",
+        "SQLAlchemy URL: `sqlite:///path` (a relative path is relative to the config file's "
+        "directory) or `postgresql://user:pass@host/db` for several nodes.",
         "sqlite:///var/webcallback.db",
     )
 
@@ -131,7 +164,8 @@ class ApiSettings:
     )
     max_body_bytes: int = doc("Largest request body accepted; larger gets 413.", 16384)
     token: Secret | None = doc(
-        "Bearer token for the status API (`/api/v1/...`); unset disables the status API.", None
+        "Bearer token for the status API (`/api/v1/...`) and `/metrics`; unset disables the status API "
+        "and leaves `/metrics` open.", None
     )
     params: ParamNames = doc("Parameter names.", default_factory=ParamNames)
 
@@ -175,7 +209,10 @@ class SecretSettings:
         "`key_file`, creating it on first start.",
         None,
     )
-    key_file: str = doc("File holding the key when `key` is unset (created 0600).", "var/secret.key")
+    key_file: str = doc(
+        "File holding the key when `key` is unset (created 0600; relative to the config file's directory).",
+        "var/secret.key",
+    )
 
 
 @dataclass(frozen=True)
@@ -254,6 +291,13 @@ class CallSettings:
         choices=("drain", "hangup"),
     )
     drain_timeout: float = doc("Longest wait for calls to finish when draining.", 3600.0)
+    max_queue_wait: float = doc(
+        "Seconds a new callback may be expected to wait before this node starts dialling it. A "
+        "request that would wait longer (every slot of `concurrency` busy and the backlog more "
+        "than this node starts in that time) is refused at once with 503 and Retry-After, and no "
+        "call is placed for it; 0 turns admission control off.",
+        5.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -414,6 +458,7 @@ class BillingSettings:
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
+    node: NodeSettings = field(default_factory=NodeSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -444,7 +489,38 @@ def load_settings(
             raise ConfigError("--config", f"{file} is not valid TOML: {exc}") from None
     _merge_environment(raw, environ)
     settings: Settings = _build(Settings, raw, "")
+    if file.is_file():  # not for `--config /dev/null`, which is "no file"
+        settings = resolve_paths(settings, file.resolve().parent)
     return settings
+
+
+def resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative file settings made absolute against `base`, the config file's directory, so that a
+    command run from another directory uses the same database and key as the service. (Without a
+    file they stay relative, i.e. to the working directory.)"""
+
+    def absolute(text: str) -> str:
+        return text if Path(text).is_absolute() else str(base / text)
+
+    def absolute_opt(text: str | None) -> str | None:
+        return None if text is None else absolute(text)
+
+    url = settings.database.url
+    head, sep, rest = url.partition(":///")
+    if sep and head.split("+")[0] == "sqlite" and rest and not rest.startswith(("/", ":memory:")):
+        path, query_sep, query = rest.partition("?")
+        url = f"{head}:///{absolute(path)}{query_sep}{query}"
+    return dataclasses.replace(
+        settings,
+        database=dataclasses.replace(settings.database, url=url),
+        secrets=dataclasses.replace(settings.secrets, key_file=absolute(settings.secrets.key_file)),
+        node=dataclasses.replace(settings.node, state_dir=absolute(settings.node.state_dir)),
+        server=dataclasses.replace(
+            settings.server,
+            tls_cert=absolute_opt(settings.server.tls_cert),
+            tls_key=absolute_opt(settings.server.tls_key),
+        ),
+    )
 
 
 def _merge_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -77,9 +77,17 @@ class TooManyRequests(ApiError):
 
 
 class ServiceUnavailable(ApiError):
+    """The service cannot take the request now (its database is unreachable or failing); the
+    client may retry after `retry_after` seconds."""
+
     status_code = 503
     error_id = "service-unavailable"
+
+    def __init__(self, message: str = "", *, retry_after: int = 5, **kw: Any) -> None:
+        super().__init__(message or SERVICE_UNAVAILABLE, **kw)
+        self.retry_after = retry_after
 
 
 NOT_ENOUGH_CREDIT = "Not enough credit for this call."
 BAD_CREDENTIALS = "Wrong username or password."
+SERVICE_UNAVAILABLE = "Service temporarily unavailable, please try again."

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from webcallback.config import SecretSettings
+
+log = logging.getLogger(__name__)
 
 NONCE_BYTES = 12
 
@@ -82,6 +85,11 @@ class PasswordCipher:
     def current_key_id(self) -> str:
         return self._current
 
+    @property
+    def key_ids(self) -> list[str]:
+        """Every configured key's id, the current one first."""
+        return list(self._keys)
+
     def encrypt(self, username: str, password: str) -> tuple[bytes, str]:
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._keys[self._current].encrypt(nonce, password.encode(), username.encode())
@@ -112,6 +120,7 @@ def load_cipher(settings: SecretSettings, *, create: bool = True) -> PasswordCip
         if not create:
             raise SecretKeyError(f"key file {path} does not exist")
         path.parent.mkdir(parents=True, exist_ok=True)
+        log.warning("password key file %s does not exist: creating a new key", path.resolve())
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(new_key_text() + "\n")

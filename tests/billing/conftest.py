@@ -25,6 +25,9 @@ from webcallback.store.billing import CreditStore, RateStore
 from webcallback.web.app import create_app
 
 PASSWORD = "s3cret-pass"
+# One password key for the services a test builds and the CLI it runs: the CLI refuses to start
+# when the accounts' passwords are under a key it does not hold.
+KEY = base64.b64encode(os.urandom(32)).decode()
 
 # A small deck: destinations in the UK (60/60), UK mobiles (30/6 with a fee), US (1/1).
 DECK = [
@@ -48,7 +51,7 @@ US_NUMBER = "+12125551234"
 
 def build(db_url: str, **env: str) -> Services:
     """Services with billing on (the suite-wide `make_settings` turns it off)."""
-    return build_services(make_settings(db_url, **{"billing__enabled": "true", **env}))
+    return build_services(make_settings(db_url, **{"billing__enabled": "true", "secrets__key": KEY, **env}))
 
 
 @pytest.fixture
@@ -113,7 +116,7 @@ def serve(svc: Services) -> Iterator[str]:
 def cli(db_url: str) -> CliRunner:
     env = {
         "WEBCALLBACK_DATABASE__URL": db_url,
-        "WEBCALLBACK_SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(),
+        "WEBCALLBACK_SECRETS__KEY": KEY,
         "WEBCALLBACK_ENGINE__KIND": "none",
         "WEBCALLBACK_BILLING__ENABLED": "true",
     }

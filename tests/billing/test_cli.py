@@ -38,7 +38,9 @@ def test_import_lookup_and_list(cli: CliRunner, tmp_path: Path) -> None:
     r = invoke(cli, "rates", "lookup", "+33142000000", "--plan", "retail")
     assert r.exit_code == 1 and "no rate for +33142000000" in r.output
     r = invoke(cli, "rates", "list")
-    assert r.output.startswith("retail") and "3 rates" in r.output
+    header, row = r.output.splitlines()
+    assert header.split() == ["PLAN", "CURRENCY", "RATES", "VERSION", "UPDATED"]
+    assert row.split()[:4] == ["retail", "USD", "3", "1"]
     r = invoke(cli, "rates", "list", "--plan", "retail", "--json")
     assert [x["prefix"] for x in json.loads(r.output)] == ["1", "44", "447"]
 

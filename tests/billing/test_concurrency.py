@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 
 from tests.billing.conftest import UK_LANDLINE, US_NUMBER, add_account, hash_params, import_deck, serve
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome, FailureReason
 from webcallback.service.container import Services
 from webcallback.store.billing import CreditStore
 
@@ -43,7 +43,7 @@ async def test_only_one_of_200_concurrent_requests_gets_the_credit(services: Ser
     assert cb.max_duration == 60.0
     assert services.billing is not None
     await services.billing.settle(
-        cb, CallOutcome(callback_id=cb.id, completed=True, reason="ok", bridged_s=60)
+        cb, CallOutcome(callback_id=cb.id, completed=True, reason=FailureReason.COMPLETED, bridged_s=60)
     )
     acct = services.accounts.get("alice")
     assert (acct.balance, acct.reserved) == (Decimal(0), Decimal(0))

@@ -11,7 +11,7 @@ import pytest
 
 from tests.billing.conftest import DECK, UK_LANDLINE, UK_MOBILE, add_account, build, hash_params, import_deck
 from webcallback.billing.rating import Rate
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome, FailureReason
 from webcallback.service.container import Services
 from webcallback.web.app import create_app
 
@@ -75,6 +75,16 @@ async def test_balance_needs_the_same_credentials_as_a_callback(
     add_account(services)
     r = await client.get("/balance", params=params)
     assert (r.status_code, r.json()["error"]) == (status, error)
+
+
+async def test_balance_without_credentials_asks_to_log_in_to_see_the_balance(
+    services: Services, client: httpx.AsyncClient
+) -> None:
+    add_account(services)
+    r = await client.get("/balance")
+    assert (r.status_code, r.json()["error"]) == (401, "missing-credentials")
+    assert r.json()["message"] == "Log in to see your balance."  # not "... to request a callback."
+    assert r.headers["www-authenticate"].startswith("Digest ")
 
 
 async def test_rate_without_credentials_uses_the_default_plan(
@@ -157,7 +167,9 @@ async def test_accept_settle_then_the_balance_shows_the_charge(
     ).json()
     assert before["reserved"] > 0 and before["balanceString"].startswith("$1.00 (")
     for hook in services.on_callback_finished:  # what the dispatcher does when the call ends
-        await hook(cb, CallOutcome(callback_id=cb.id, completed=True, reason="completed", bridged_s=31))
+        await hook(
+            cb, CallOutcome(callback_id=cb.id, completed=True, reason=FailureReason.COMPLETED, bridged_s=31)
+        )
     after = (
         await client.get("/balance", params=hash_params(), headers={"Accept": "application/json"})
     ).json()

@@ -22,7 +22,7 @@ from tests.billing.conftest import (
     import_deck,
 )
 from webcallback.billing.rating import Rate
-from webcallback.engines.base import CallOutcome, LegRecord, LegRole, LegState
+from webcallback.domain import CallOutcome, FailureReason, LegRecord, LegRole, LegState
 from webcallback.errors import Forbidden
 from webcallback.service.auth import Credentials
 from webcallback.service.callbacks import CallbackRequest
@@ -53,7 +53,9 @@ def outcome(
         ),
     }
     reason = "completed" if completed else "callback-no-answer"
-    return CallOutcome(callback_id=cb.id, completed=completed, reason=reason, legs=legs, bridged_s=bridged_s)
+    return CallOutcome(
+        callback_id=cb.id, completed=completed, reason=FailureReason(reason), legs=legs, bridged_s=bridged_s
+    )
 
 
 async def finish(svc: Services, cb: Callback, result: CallOutcome) -> None:

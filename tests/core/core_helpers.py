@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from webcallback.core.commands import Command, Finished, Report, SipCommand
-from webcallback.engines.base import CallbackSpec, CallOutcome, LegOrder, ProgressEvent
+from webcallback.domain import CallbackSpec, CallOutcome, LegOrder, ProgressEvent
 
 
 def _sdp(*lines: str) -> str:

@@ -16,7 +16,7 @@ from tests.core.core_helpers import ANSWER_DEST, OFFER_BACK, OFFER_DEST, make_sp
 from webcallback.core import CallbackSession, Flow, IllegalTransition, Phase
 from webcallback.core import events as ev
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
-from webcallback.engines.base import CallOutcome, EndedBy, LegOrder, LegRole, LegState
+from webcallback.domain import CallOutcome, EndedBy, LegOrder, LegRole, LegState
 
 ROLES = st.sampled_from([LegRole.DESTINATION, LegRole.CALLBACK])
 SDPS = st.sampled_from([OFFER_DEST, OFFER_BACK])

@@ -18,7 +18,7 @@ from webcallback.core import CallbackSession, Flow, IllegalTransition, Phase
 from webcallback.core import events as ev
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Originate, Reoffer
 from webcallback.core.sdp import lines, same_media
-from webcallback.engines.base import EndedBy, LegOrder, LegRole, LegState
+from webcallback.domain import EndedBy, LegOrder, LegRole, LegState
 
 D, C = LegRole.DESTINATION, LegRole.CALLBACK
 

@@ -7,7 +7,7 @@ import pytest
 from webcallback.core import TRANSITIONS, IllegalTransition, Phase, Trigger
 from webcallback.core.leg import Leg
 from webcallback.core.sdp import Origin
-from webcallback.engines.base import LegRole, LegState
+from webcallback.domain import LegRole, LegState
 
 LEGAL = [(p, t, n) for p, row in TRANSITIONS.items() for t, n in row.items()]
 ILLEGAL = [(p, t) for p in Phase for t in Trigger if t not in TRANSITIONS[p]]

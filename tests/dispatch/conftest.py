@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.dispatch.fake_engine import FakeEngine
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome
 from webcallback.service.container import Services, build_services
 from webcallback.store.callbacks import FINAL_STATES, Callback
 

@@ -12,11 +12,12 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
     EndedBy,
     EngineError,
+    FailureReason,
     LegRecord,
     LegRole,
     LegState,
@@ -138,7 +139,7 @@ class _Call:
         return CallOutcome(
             callback_id=self.spec.callback_id,
             completed=completed,
-            reason=reason,
+            reason=FailureReason(reason),
             legs=legs,
             bridged_at=bridged_at,
             bridged_s=bridged_s,

@@ -14,7 +14,7 @@ from tests.conftest import make_settings
 from tests.dispatch.conftest import Harness
 from tests.dispatch.fake_engine import Script
 from webcallback.config import ConfigError
-from webcallback.engines.base import EndedBy, LegOrder
+from webcallback.domain import EndedBy, FailureReason, LegOrder
 from webcallback.service.auth import Credentials
 from webcallback.service.callbacks import CallbackRequest
 from webcallback.service.dispatcher import Dispatcher, build_spec, check_templates
@@ -164,7 +164,7 @@ async def test_restart_fails_what_this_node_left_in_flight_and_runs_what_is_queu
     )
 
 
-async def test_on_queued_wakes_the_dispatcher_without_waiting_for_the_poll(harness: Harness) -> None:
+async def test_a_queued_callback_wakes_the_dispatcher_without_waiting_for_the_poll(harness: Harness) -> None:
     services = harness.services
     enc, kid = services.cipher.encrypt("alice", "pw")
     services.accounts.add("alice", password_enc=enc, key_id=kid, balance=__import__("decimal").Decimal(5))
@@ -174,18 +174,19 @@ async def test_on_queued_wakes_the_dispatcher_without_waiting_for_the_poll(harne
         callback="+15559870001",
         client_ip="127.0.0.1",
     )
-    async with Dispatcher(services, harness.engine, poll_interval=3600, node="node-a") as dispatcher:
+    before = services.callback_service.subscribers
+    async with Dispatcher(services, harness.engine, poll_interval=3600, node="node-a"):
         await asyncio.sleep(0.05)  # the first poll has happened; only a wake can start the next
         queued = await services.callback_service.request_callback(request)
         assert (await harness.wait_final(queued.id, timeout=2)).state == "completed"
-        assert services.callback_service.on_queued == dispatcher.wake
-    assert services.callback_service.on_queued != dispatcher.wake
+        assert services.callback_service.subscribers == before + 1
+    assert services.callback_service.subscribers == before  # stopped: unsubscribed
 
 
 async def test_the_poll_finds_callbacks_queued_by_another_node(harness: Harness) -> None:
     async with Dispatcher(harness.services, harness.engine, **FAST):
         await asyncio.sleep(0.1)
-        queued = harness.queue()  # straight into the store: nobody calls on_queued
+        queued = harness.queue()  # straight into the store: no subscriber is told
         assert (await harness.wait_final(queued.id, timeout=2)).state == "completed"
 
 
@@ -273,7 +274,7 @@ async def test_a_dispatcher_runs_once(harness: Harness) -> None:
 async def test_progress_reported_from_another_thread_is_written_in_order(harness: Harness) -> None:
     import threading
 
-    from webcallback.engines.base import LegRole, LegState, ProgressEvent
+    from webcallback.domain import LegRole, LegState, ProgressEvent
     from webcallback.service.records import CallRecorder, ProgressLog
 
     queued = harness.queue()
@@ -305,8 +306,8 @@ async def test_a_callback_is_finished_once_and_its_hooks_run_once(harness: Harne
     assert harness.services.callbacks.transition(queued.id, QUEUED, DIALING, node="n")
     recorder = CallRecorder(harness.services)
     callback = harness.services.callbacks.get(queued.id)
-    await recorder.fail(callback, "engine-error")
-    await recorder.fail(callback, "shutdown")  # too late: it has ended
+    await recorder.fail(callback, FailureReason.ENGINE_ERROR)
+    await recorder.fail(callback, FailureReason.SHUTDOWN)  # too late: it has ended
     done = harness.services.callbacks.get(queued.id)
     assert (done.state, done.reason) == ("failed", "engine-error")
     assert [o.reason for _, o in harness.finished] == ["engine-error"]

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.dispatch.fake_engine import FakeEngine
-from webcallback.engines.base import TelephonyEngine
+from webcallback.domain import TelephonyEngine
 from webcallback.service.container import build_services
 from webcallback.web.server import build_app
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.security.conftest import CALLBACK, DEST, PREMIUM, MakeLab, params
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome, FailureReason
 from webcallback.store.accounts import Account
 from webcallback.store.callbacks import COMPLETED, DIALING, QUEUED
 
@@ -127,7 +127,7 @@ def test_concurrency_refuses_the_second_while_the_first_is_in_flight(make_lab: M
         import asyncio
 
         record = services.callbacks.get(first.json()["id"])
-        outcome = CallOutcome(callback_id=record.id, completed=True, reason="completed")
+        outcome = CallOutcome(callback_id=record.id, completed=True, reason=FailureReason.COMPLETED)
 
         async def finished() -> None:
             for hook in services.on_callback_finished:

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from tests.security.conftest import PASSWORD, MakeLab, params
 from webcallback.cli.main import main
+from webcallback.domain import Admission
 from webcallback.passwords import read_key_file
-from webcallback.service.callbacks import Admission
 from webcallback.store.accounts import Account
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.sip.phones import Phone, free_udp_port, loopback_next_hop
 from webcallback.config import SipSettings
-from webcallback.engines.base import CallbackSpec
+from webcallback.domain import CallbackSpec
 from webcallback.engines.sip import SipEngine
 
 

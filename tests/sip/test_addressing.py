@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from webcallback.engines.base import EngineError
+from webcallback.domain import EngineError
 from webcallback.engines.sip.addressing import (
     LAB_TRUNK,
     HostPort,

@@ -17,7 +17,7 @@ import pytest
 
 from tests.sip.conftest import EngineFactory
 from tests.sip.phones import Baresip, Phone, SipMessage
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
     EndedBy,

@@ -12,7 +12,7 @@ import pytest
 
 from tests.sip.phones import free_udp_port
 from webcallback.config import SipSettings
-from webcallback.engines.base import CallbackSpec, EngineError, TelephonyEngine
+from webcallback.domain import CallbackSpec, EngineError, TelephonyEngine
 from webcallback.engines.sip import SipEngine
 from webcallback.engines.sip import reactor as reactor_mod
 

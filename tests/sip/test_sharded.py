@@ -20,7 +20,7 @@ import pytest
 
 from tests.sip.phones import Phone, free_udp_port, udp_port_bound
 from webcallback.config import SipSettings
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     EndedBy,
     EngineError,

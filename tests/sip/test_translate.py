@@ -8,7 +8,7 @@ import pytest
 
 from webcallback.core import Phase
 from webcallback.core import events as ev
-from webcallback.engines.base import LegRole
+from webcallback.domain import LegRole
 from webcallback.engines.sip._sippy import (
     CCEventConnect,
     CCEventDisconnect,

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from webcallback.engines.base import EngineError
+from webcallback.domain import EngineError
 from webcallback.engines.sip import _sippy
 from webcallback.engines.sip._sippy import UA, MonoTime, Udp_server_opts
 

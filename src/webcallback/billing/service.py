@@ -20,10 +20,9 @@ from webcallback.billing.display import balance_string, combined_rate_string
 from webcallback.billing.rating import Rate, RateDeck, affordable_seconds, call_cost, money
 from webcallback.billing.settlement import Settlement, release, settle
 from webcallback.config import Settings
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import Admission, CallOutcome
 from webcallback.errors import Forbidden
 from webcallback.numbers import InvalidNumber, to_e164
-from webcallback.service.callbacks import Admission
 from webcallback.store.accounts import Account
 from webcallback.store.billing import CreditStore, RateStore, Reservation, leg_rate
 from webcallback.store.billing_schema import RESERVED

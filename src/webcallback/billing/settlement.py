@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from webcallback.billing.rating import LegCharge, Rate, rate_leg
-from webcallback.engines.base import CallOutcome, LegRole
+from webcallback.domain import CallOutcome, LegRole
 
 SETTLED = "settled"
 RELEASED = "released"

@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from webcallback.cli.common import config_option, echo_json, fail, services_from
+from webcallback.cli.common import (
+    config_option,
+    echo_json,
+    echo_table,
+    fail,
+    password_options,
+    read_password,
+    services_from,
+)
 from webcallback.errors import ApiError
 from webcallback.numbers import to_e164
 from webcallback.store.accounts import AccountExists, NoSuchAccount
@@ -50,7 +58,7 @@ def account() -> None:
 
 @account.command("add")
 @click.argument("username")
-@click.option("--password", required=True, help="The account's password (stored encrypted).")
+@password_options
 @click.option("--callback-number", help="The user's phone, used when the app sends none.")
 @click.option("--credit", default="0", help="Starting balance.")
 @click.option("--currency", default="USD", show_default=True)
@@ -61,14 +69,17 @@ def account() -> None:
 def add(
     ctx: click.Context,
     username: str,
-    password: str,
+    password: str | None,
+    password_stdin: bool,
     callback_number: str | None,
     credit: str,
     currency: str,
     region: str | None,
     plan: str | None,
 ) -> None:
-    """Create an account. A starting credit is recorded in the ledger as a top-up."""
+    """Create an account (the password is asked for unless given; it is stored encrypted). A
+    starting credit is recorded in the ledger as a top-up."""
+    password = read_password(password, password_stdin, f"Password for {username}") or ""
     services = services_from(ctx)
     region = _region(region)
     enc, kid = services.cipher.encrypt(username, password)
@@ -99,7 +110,8 @@ def _check_plan(services: Any, plan: str | None) -> None:
 
 @account.command("set")
 @click.argument("username")
-@click.option("--password")
+@password_options
+@click.option("--ask-password", is_flag=True, help="Ask for a new password (typed twice, not shown).")
 @click.option("--callback-number")
 @click.option("--credit", help="Set the balance to this amount (an adjustment in the ledger).")
 @click.option("--currency")
@@ -112,6 +124,8 @@ def set_(
     ctx: click.Context,
     username: str,
     password: str | None,
+    password_stdin: bool,
+    ask_password: bool,
     callback_number: str | None,
     credit: str | None,
     currency: str | None,
@@ -120,6 +134,9 @@ def set_(
     enabled: bool | None,
 ) -> None:
     """Change an account."""
+    password = read_password(
+        password, password_stdin, f"New password for {username}" if ask_password else None
+    )
     services = services_from(ctx)
     if plan is not None:
         _check_plan(services, plan)
@@ -198,12 +215,18 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         echo_json([a.public() for a in accounts])
         return
-    for a in accounts:
-        state = "enabled" if a.enabled else "disabled"
-        click.echo(
-            f"{a.username:20} {a.callback_number or '-':16} {a.region or '--'} "
-            f"{a.balance.normalize()} {a.currency} {state}"
+    rows = [
+        (
+            a.username,
+            a.callback_number or "-",
+            a.region or "--",
+            str(a.balance.normalize()),
+            a.currency,
+            "enabled" if a.enabled else "disabled",
         )
+        for a in accounts
+    ]
+    echo_table(("USERNAME", "CALLBACK", "REGION", "BALANCE", "CURRENCY", "STATE"), rows, (20, 16, 6, 12, 8))
 
 
 @account.command("delete")
@@ -258,8 +281,21 @@ def ledger_(ctx: click.Context, username: str, limit: int | None, as_json: bool)
     if as_json:
         echo_json([e.as_dict() for e in entries])
         return
-    for e in entries:
-        click.echo(
-            f"{e.id:6} {e.created_at:%Y-%m-%d %H:%M:%S} {e.kind:7} {e.amount:>14} {e.balance_after:>14} "
-            f"{e.currency} {e.callback_id or ''} {e.note or ''}".rstrip()
+    rows = [
+        (
+            str(e.id),
+            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+            e.kind,
+            f"{e.amount:>14}",
+            f"{e.balance_after:>14}",
+            e.currency,
+            e.callback_id or "",
+            e.note or "",
         )
+        for e in entries
+    ]
+    echo_table(
+        ("ID", "TIME", "KIND", "AMOUNT", "BALANCE", "CURRENCY", "CALLBACK", "NOTE"),
+        rows,
+        (6, 19, 7, 14, 14, 8, 16),
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from webcallback.cli.common import config_option, echo_json, fail, services_from
+from webcallback.cli.common import config_option, echo_json, echo_table, fail, services_from
 
 
 @click.group()
@@ -27,11 +27,23 @@ def list_(ctx: click.Context, limit: int, state: str | None, username: str | Non
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
-    for r in rows:
-        click.echo(
-            f"{r.id}  {r.created_at:%Y-%m-%d %H:%M:%S}  {r.username:16} {r.destination:16} "
-            f"{r.callback:16} {r.state:10} {r.reason or ''}"
+    table = [
+        (
+            r.id,
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+            r.username,
+            r.destination,
+            r.callback,
+            r.state,
+            r.reason or "",
         )
+        for r in rows
+    ]
+    echo_table(
+        ("ID", "CREATED", "USERNAME", "DESTINATION", "CALLBACK", "STATE", "REASON"),
+        table,
+        (16, 19, 16, 16, 16, 10),
+    )
 
 
 @calls.command("show")

@@ -27,6 +27,7 @@ from webcallback.client import (
     normalize_number,
     send,
 )
+from webcallback.client.account import Account, account_from_mapping
 from webcallback.client.errors import CallbackTransportError
 from webcallback.client.request import USER_AGENT
 from webcallback.client.status import CallbackStatus, poll, status_base_url
@@ -41,6 +42,7 @@ class Emulation:
     """The request-shaping options common to `call` and `check`."""
 
     account: str
+    password_stdin: bool
     options: Options
     follow_redirects: bool
     verify: ssl.SSLContext | bool
@@ -64,6 +66,12 @@ def _emulation_options(func: F) -> F:
             required=True,
             type=click.Path(dir_okay=False),
             help="Account XML file (as exported/provisioned for Cloud Softphone).",
+        ),
+        click.option(
+            "--password-stdin",
+            is_flag=True,
+            help="Read the account's password from standard input when the file has none "
+            "(in a terminal it is asked for).",
         ),
         click.option("--installid", help="Value of the global parameter %installid%."),
         click.option("--appid", help="Value of the global parameter %appid%."),
@@ -118,7 +126,7 @@ def _emulation(kw: dict[str, Any]) -> Emulation:
     verify: ssl.SSLContext | bool = not insecure
     if cacert and not insecure:
         verify = ssl.create_default_context(cafile=cacert)
-    return Emulation(kw.pop("account"), options, kw.pop("follow_redirects"), verify)
+    return Emulation(kw.pop("account"), kw.pop("password_stdin"), options, kw.pop("follow_redirects"), verify)
 
 
 def _fail(message: str, code: int = EXIT_NO_ANSWER) -> NoReturn:
@@ -126,12 +134,34 @@ def _fail(message: str, code: int = EXIT_NO_ANSWER) -> NoReturn:
     sys.exit(code)
 
 
-def _build(emulation: Emulation, number: str) -> CallbackRequest:
+def _build(emulation: Emulation, number: str, *, sending: bool = True) -> CallbackRequest:
     try:
         account = load_account(emulation.account)
+        if sending:  # a dry run shows what the app would send with the file as it is
+            account = _with_password(emulation, account)
         return build_request(account, normalize_number(number), emulation.options)
     except ClientError as exc:
         _fail(str(exc))
+
+
+_PASSWORD_NODES = ("wcb_url", "wcb_postData", "wcb_customHeaders", "wcb_authPassword")
+
+
+def _with_password(emulation: Emulation, account: Account) -> Account:
+    """An account file without `<password>` whose templates need one: the password from
+    `--password-stdin` or asked for in a terminal. Otherwise refused here, before anything is
+    sent: the request would only fail, and count as a failed login towards the lockout."""
+    if account.get("password") or not any("account[password]" in account.get(n) for n in _PASSWORD_NODES):
+        return account
+    if emulation.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt(f"Password of {account.get('username') or 'the account'}", hide_input=True)
+    else:
+        _fail(f"{emulation.account} has no <password> and its templates need one: give --password-stdin")
+    if not password:
+        _fail("no password given")
+    return account_from_mapping({**account.nodes, "password": password})
 
 
 def _http(emulation: Emulation) -> httpx.Client:
@@ -166,7 +196,7 @@ def client() -> None:
 def call(number: str, dry_run: bool, **kw: Any) -> None:
     """Request a callback to NUMBER, as typed on the keypad (e.g. '+1 (555) 123-1234')."""
     emulation = _emulation(kw)
-    request = _build(emulation, number)
+    request = _build(emulation, number, sending=not dry_run)
     for note in request.notes:
         click.echo(f"note: {note}", err=True)
     if dry_run and request.digest_auth:

@@ -11,6 +11,7 @@ from webcallback.cli.calls_cmd import calls
 from webcallback.cli.cdr_cmd import cdr_group
 from webcallback.cli.client_cmd import client
 from webcallback.cli.common import config_option
+from webcallback.cli.db_cmd import db_group
 from webcallback.cli.provision_cmd import provision
 from webcallback.cli.rates_cmd import rates
 from webcallback.cli.security_cmd import security
@@ -26,6 +27,7 @@ def main() -> None:
 
 main.add_command(run)
 main.add_command(config_group)
+main.add_command(db_group)
 main.add_command(account)
 main.add_command(calls)
 main.add_command(rates)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from webcallback.billing.deckfile import DeckError, parse_deck
 from webcallback.billing.display import format_rate
 from webcallback.billing.rating import Rate, RateDeck
-from webcallback.cli.common import config_option, echo_json, fail, services_from
+from webcallback.cli.common import config_option, echo_json, echo_table, fail, services_from
 from webcallback.errors import ApiError
 from webcallback.numbers import to_e164
 
@@ -118,10 +118,12 @@ def list_(ctx: click.Context, plan: str | None, limit: int, as_json: bool) -> No
         plans = billing.rates.plans()
         if as_json:
             echo_json([p.__dict__ for p in plans])
-        for p in [] if as_json else plans:
-            click.echo(
-                f"{p.name:20} {p.currency} {p.rate_count:8} rates  version {p.version}  {p.updated_at:%F %T}"
-            )
+        else:
+            rows = [
+                (p.name, p.currency, str(p.rate_count), str(p.version), f"{p.updated_at:%F %T}")
+                for p in plans
+            ]
+            echo_table(("PLAN", "CURRENCY", "RATES", "VERSION", "UPDATED"), rows, (20, 8, 8, 8))
         return
     info = billing.rates.find_plan(plan)
     if info is None:
@@ -131,6 +133,13 @@ def list_(ctx: click.Context, plan: str | None, limit: int, as_json: bool) -> No
     if as_json:
         echo_json([r.__dict__ for r in found])
         return
-    for r in found:
-        shown = format_rate(r.price_per_minute, r.connection_fee, info.currency)
-        click.echo(f"{r.prefix:16} {shown:24} {r.increments:8} {r.description}")
+    rate_rows = [
+        (
+            r.prefix,
+            format_rate(r.price_per_minute, r.connection_fee, info.currency),
+            str(r.increments),
+            r.description,
+        )
+        for r in found
+    ]
+    echo_table(("PREFIX", "RATE", "BILLED", "DESCRIPTION"), rate_rows, (16, 24, 8))

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from webcallback.cli.common import config_option, echo_json, fail, services_from, settings_from
+from webcallback.cli.common import config_option, echo_json, echo_table, fail, services_from, settings_from
 from webcallback.errors import ApiError
 from webcallback.numbers import to_e164
 from webcallback.security.store import SecurityStore, subject_key
@@ -50,8 +50,9 @@ def lockouts(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
-        click.echo(f"{row['key']:40} until {row['until']}  {row['reason']}")
+    echo_table(
+        ("LOCKED", "UNTIL", "REASON"), [(r["key"], str(r["until"]), r["reason"]) for r in rows], (40, 26)
+    )
 
 
 @security.command("events")
@@ -77,11 +78,11 @@ def events(
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
-    for r in rows:
-        click.echo(
-            f"{r.at:%Y-%m-%d %H:%M:%S}  {r.kind:15} {r.reason:24} {r.username or '-':16} "
-            f"{r.client_ip or '-':16} {r.detail or ''}"
-        )
+    table = [
+        (f"{r.at:%Y-%m-%d %H:%M:%S}", r.kind, r.reason, r.username or "-", r.client_ip or "-", r.detail or "")
+        for r in rows
+    ]
+    echo_table(("TIME", "KIND", "REASON", "USERNAME", "CLIENT", "DETAIL"), table, (19, 15, 24, 16, 16))
 
 
 # ---- registered callback numbers -------------------------------------------------------------

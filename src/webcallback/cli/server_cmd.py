@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from webcallback.cli.common import config_option, settings_from
-from webcallback.config import ConfigError, settings_as_dict, to_toml
+from webcallback.config import ConfigError, Settings, settings_as_dict, to_toml
+from webcallback.service.node import NodeInUse, NodeLock, node_id
 
 
 @click.group("config")
 def config_group() -> None:
-    """Inspect the configuration."""
+    """Inspect the configuration, or write a sample one."""
 
 
 @config_group.command("show")
@@ -24,6 +27,32 @@ def config_group() -> None:
 def show(ctx: click.Context) -> None:
     """Print the effective configuration (file + environment + defaults), secrets masked."""
     click.echo(to_toml(settings_as_dict(settings_from(ctx))).strip())
+
+
+@config_group.command("init")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="Write to this file (refused if it exists) instead of standard output.",
+)
+def init(output: str | None) -> None:
+    """Write a commented sample configuration: every setting, its documentation and its default."""
+    from webcallback.config_sample import sample_config
+
+    text = sample_config()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    except FileExistsError:
+        click.echo(f"error: {output} exists; not overwritten", err=True)
+        raise SystemExit(1) from None
+    os.fchmod(fd, 0o640)  # whatever the umask: it may come to hold secrets
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    click.echo(f"wrote {output}", err=True)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -45,11 +74,16 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
     """Start the service (HTTP API, dispatcher and telephony engine)."""
     import uvicorn
 
-    from webcallback.web.listen import ListenError, ReadyServer, bind_http
+    from webcallback.store.db import SchemaNotCurrent
+    from webcallback.web.hardening import uvicorn_limits
+    from webcallback.web.listen import ListenError, bind_http
+    from webcallback.web.process import ServiceServer
     from webcallback.web.server import build_app
     from webcallback.web.tls import ReloadableCertificate
 
     settings = settings_from(ctx)
+    lock = _claim_node(settings)
+    settings = replace(settings, node=replace(settings.node, id=lock.node))
     # With thousands of live SIP transactions, CPython's default thresholds ran full collections
     # that paused the SIP reactor for 1-2 s and failed calls; a high first-generation threshold
     # removed every full pass (BENCHMARKS.md, "SIP engine capacity"). Process-wide, so set here.
@@ -74,10 +108,14 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
             "ssl_context_factory": lambda _config, _default: cert.context,
         }
     try:
-        app = build_app(settings)
+        limits = uvicorn_limits(settings.server)
+        app = build_app(settings, prepare=True)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+    except SchemaNotCurrent as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
     config = uvicorn.Config(
         app,
         host=host,
@@ -87,6 +125,27 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
         lifespan="on",
         proxy_headers=False,
         server_header=False,
+        **limits,
         **tls,
     )
-    ReadyServer(config, settings, ready_file).run(sockets=[sock])
+    services = app.state.services
+    ServiceServer(config, settings, ready_file, hurry=services.stop_draining.set).run(sockets=[sock])
+    lock.release()
+
+
+def _claim_node(settings: Settings) -> NodeLock:
+    """This node's id, locked for the life of the process; refuses (exit 1) a second instance
+    with the same id or the same SIP port on this machine."""
+    from webcallback.web.process import PortInUse, check_sip_ports
+
+    try:
+        check_sip_ports(settings)
+        lock = NodeLock(settings.node.state_dir, node_id(settings))
+        lock.acquire()
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except (PortInUse, NodeInUse, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    return lock

@@ -13,7 +13,7 @@ import enum
 from types import MappingProxyType
 from typing import Final
 
-from webcallback.engines.base import LegState
+from webcallback.domain import LegState
 
 
 class Phase(enum.StrEnum):

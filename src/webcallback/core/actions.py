@@ -11,7 +11,7 @@ from webcallback.core._transitions import RINGING_PHASES, Phase, Trigger
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Originate, Reoffer, Report
 from webcallback.core.leg import Leg
 from webcallback.core.sdp import blackhole_answer, restamp
-from webcallback.engines.base import CallbackSpec, EndedBy, LegRole, LegState, ProgressEvent
+from webcallback.domain import CallbackSpec, EndedBy, LegRole, LegState, ProgressEvent
 
 
 class LegActions:

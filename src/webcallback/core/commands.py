@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webcallback.engines.base import CallOutcome, LegRole, ProgressEvent
+from webcallback.domain import CallOutcome, LegRole, ProgressEvent
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webcallback.engines.base import EndedBy, LegRole
+from webcallback.domain import EndedBy, LegRole
 
 
 def _check_code(code: int | None, low: int, high: int) -> None:

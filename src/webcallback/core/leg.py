@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from webcallback.core._transitions import PHASE_TO_STATE, TRANSITIONS, Phase, Trigger
 from webcallback.core.errors import IllegalTransition
 from webcallback.core.sdp import Origin
-from webcallback.engines.base import EndedBy, LegRecord, LegRole, LegState
+from webcallback.domain import EndedBy, LegRecord, LegRole, LegState
 
 # The order in which a leg gets further; `LegRecord.final_state` is the furthest one reached.
 _PROGRESS = (LegState.IDLE, LegState.TRYING, LegState.RINGING, LegState.ANSWERED, LegState.BRIDGED)

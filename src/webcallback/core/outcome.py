@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from webcallback.engines.base import CallOutcome, EndedBy
+from webcallback.domain import CallOutcome, EndedBy, FailureReason
 
 if TYPE_CHECKING:
     from webcallback.core.leg import Leg
@@ -22,26 +22,34 @@ def build_outcome(session: CallbackSession) -> CallOutcome:
     return CallOutcome(
         callback_id=session.spec.callback_id,
         completed=bridged_at is not None,
-        reason="completed" if bridged_at is not None else _failure_reason(session.ended_order),
+        reason=FailureReason.COMPLETED if bridged_at is not None else _failure_reason(session.ended_order),
         legs={role: leg.record() for role, leg in session.legs.items()},
         bridged_at=bridged_at,
         bridged_s=max(bridged_s, 0.0),
     )
 
 
-def _failure_reason(ended_order: list[Leg]) -> str:
+# Who ended the leg that ended first, when that does not name the leg in the reason.
+_NOT_THE_LEG = {
+    EndedBy.LOCAL: FailureReason.CANCELLED,
+    EndedBy.SHUTDOWN: FailureReason.SHUTDOWN,
+    EndedBy.MAX_DURATION: FailureReason.MAX_DURATION,
+}
+
+
+def _failure_reason(ended_order: list[Leg]) -> FailureReason:
     """Named after the leg that ended first for a reason of its own, e.g. `destination-busy`."""
     cause = next((leg for leg in ended_order if leg.ended_by is not EndedBy.PEER_LEG), None)
     if cause is None or cause.ended_by is None:
-        return "failed"
+        return FailureReason.FAILED
     by = cause.ended_by
     if by is EndedBy.REMOTE:
-        return f"{cause.role.value}-{_remote_kind(cause.code)}"
+        return FailureReason(f"{cause.role.value}-{_remote_kind(cause.code)}")
     if by is EndedBy.TIMEOUT:
-        return f"{cause.role.value}-no-answer"
+        return FailureReason(f"{cause.role.value}-no-answer")
     if by is EndedBy.ERROR:
-        return f"{cause.role.value}-error"
-    return {EndedBy.LOCAL: "cancelled", EndedBy.SHUTDOWN: "shutdown"}.get(by, by.value)
+        return FailureReason(f"{cause.role.value}-error")
+    return _NOT_THE_LEG.get(by, FailureReason.FAILED)
 
 
 def _remote_kind(code: int | None) -> str:

@@ -29,7 +29,7 @@ from webcallback.core.commands import Command, Finished, Report
 from webcallback.core.leg import Leg
 from webcallback.core.outcome import build_outcome
 from webcallback.core.sdp import Origin, same_media
-from webcallback.engines.base import CallbackSpec, EndedBy, LegOrder, LegRole, LegState
+from webcallback.domain import CallbackSpec, EndedBy, LegOrder, LegRole, LegState
 
 # In Flow I the first leg retransmits its 200 until our ACK and gives up after 64*T1 = 32 s
 # (RFC 3261 Timer H), so the second leg may not ring longer than this.

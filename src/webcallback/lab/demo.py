@@ -18,6 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from pathlib import Path
 
 from webcallback.billing.rating import Rate
 from webcallback.config import Secret, Settings
@@ -36,7 +37,7 @@ LAB_PREFIX = "1555"  # the demo numbers; any number rings a lab phone, but only 
 def plan_lab(settings: Settings, *, ring_ms: int = 1000) -> tuple[Settings, Lab | None]:
     if settings.engine.kind != "sip" or settings.engine.sip.trunk:
         return settings, None
-    phones = LabPhones(free_udp_port(), ring_ms=ring_ms)
+    phones = LabPhones(free_udp_port(), ring_ms=ring_ms, log_dir=Path(settings.node.state_dir) / "lab")
     engine = replace(settings.engine, sip=replace(settings.engine.sip, trunk=phones.uri))
     token = None if settings.api.token else secrets.token_urlsafe(18)
     api = replace(settings.api, token=Secret(token)) if token else settings.api

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from webcallback.config import ConfigError, Settings
-from webcallback.engines.base import CallOutcome
+from webcallback.domain import CallOutcome
 from webcallback.errors import AuthenticationFailed, Forbidden, TooManyRequests
 from webcallback.security import events as ev
 from webcallback.security.events import SecurityEvents

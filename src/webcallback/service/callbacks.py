@@ -6,8 +6,9 @@ policy after normalisation, then duplicate suppression, daily caps and the per-u
 slot before the credit gate admits the call.
 
 The HTTP layer hands in a `CallbackRequest` (raw values, whatever names and format the app used);
-this returns the queued `Callback` or raises an `ApiError`. The dispatcher is told through
-`on_queued` so a callback starts within milliseconds instead of at the next poll.
+this returns the queued `Callback` or raises an `ApiError`. Subscribers (the dispatcher, through
+`subscribe`) are told of each queued callback, so it starts within milliseconds instead of at the
+next poll.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Protocol
 
 from webcallback import geoip
 from webcallback.config import Settings
+from webcallback.domain import Admission
 from webcallback.errors import NOT_ENOUGH_CREDIT, ApiError, BadRequest, Forbidden
 from webcallback.numbers import to_e164
 from webcallback.security.guard import SecurityGuard
 from webcallback.service.auth import Authenticator, Credentials
+from webcallback.service.shedding import LoadShedder
 from webcallback.store.accounts import Account
 from webcallback.store.callbacks import Callback, CallbackStore, new_callback_id
 from webcallback.store.db import Database
@@ -34,13 +37,6 @@ class CallbackRequest:
     target: str | None
     callback: str | None
     client_ip: str
-
-
-@dataclass(frozen=True)
-class Admission:
-    """What the credit gate allows: the longest call the account can pay for (None: unlimited)."""
-
-    max_duration: float | None
 
 
 class CreditGate(Protocol):
@@ -65,24 +61,38 @@ class CallbackService:
         settings: Settings,
         db: Database,
         authenticator: Authenticator,
-        credit: CreditGate | None = None,
-        guard: SecurityGuard | None = None,
+        callbacks: CallbackStore,
+        guard: SecurityGuard,
+        credit: CreditGate,
+        shedder: LoadShedder,
     ) -> None:
         self._settings = settings
         self._db = db
         self._auth = authenticator
-        self._credit: CreditGate = credit or PositiveBalanceGate()
-        self._callbacks = CallbackStore(db)
-        self.guard = guard or SecurityGuard(settings, db)
-        self.on_queued: Callable[[Callback], None] = lambda _cb: None
+        self._credit = credit
+        self._callbacks = callbacks
+        self.guard = guard
+        self._shedder = shedder
+        self._queued_listeners: list[Callable[[Callback], None]] = [shedder.queued]
+
+    def subscribe(self, listener: Callable[[Callback], None]) -> Callable[[], None]:
+        """Call `listener` with each callback queued from now on; returns the unsubscribe."""
+        self._queued_listeners.append(listener)
+        return lambda: self._queued_listeners.remove(listener)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._queued_listeners)
 
     async def request_callback(self, req: CallbackRequest) -> Callback:
         # On SQLite the checks and writes of one request share one transaction (`Database.unit`);
         # a refusal keeps what it wrote (the claimed nonce, counted failures, security events).
+        self._shedder.check()  # first: an overloaded node does no work for what it refuses
         with self._db.unit(keep_on=(ApiError,)):
             callback, queued = await self._accept(req)
         if queued:  # after the commit, so the dispatcher finds the row
-            self.on_queued(callback)
+            for listener in list(self._queued_listeners):
+                listener(callback)
         return callback
 
     async def _accept(self, req: CallbackRequest) -> tuple[Callback, bool]:

@@ -2,7 +2,7 @@
 
 Lifetime (an async context manager, like the engine it drives):
 - on entry, callbacks this node left `dialing`/`bridged` (it crashed) are failed as `interrupted`,
-  then a loop claims queued callbacks — woken at once by `CallbackService.on_queued`, and every
+  then a loop claims queued callbacks — woken at once by `CallbackService.subscribe`, and every
   `poll_interval` seconds anyway, so callbacks queued by another node or before a restart are run;
 - at most `calls.concurrency` callbacks run at once; each is one task that builds the
   `CallbackSpec`, awaits `engine.run_callback`, and records progress and the end (`records.py`);
@@ -22,20 +22,23 @@ import contextlib
 import enum
 import functools
 import logging
-import socket
+from collections.abc import Callable
 from types import TracebackType
 
 from webcallback.config import CallSettings, ConfigError, Settings
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
     EndedBy,
     EngineError,
+    FailureReason,
     LegOrder,
     TelephonyEngine,
 )
 from webcallback.service.container import Services
+from webcallback.service.node import node_id
 from webcallback.service.records import CallRecorder, ProgressLog
+from webcallback.service.retry import until_stored
 from webcallback.store.callbacks import Callback
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,9 @@ class DispatcherState(enum.Enum):
 
 
 def node_name(settings: Settings) -> str:
-    """Stable across restarts and distinct per SIP engine on a host: what crash recovery keys on."""
-    return f"{socket.gethostname()}:{settings.engine.sip.listen.rpartition(':')[2]}"[:64]
+    """Stable across restarts and never shared by two live processes: what crash recovery keys on
+    (`service/node.py`)."""
+    return node_id(settings)
 
 
 def caller_id(template: str, callback: Callback) -> str:
@@ -92,10 +96,6 @@ def check_templates(calls: CallSettings) -> None:
             raise ConfigError(f"calls.{key}", f"bad template {template!r}: {exc!r}") from None
 
 
-def _ignore(_callback: Callback) -> None:
-    pass
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -119,6 +119,7 @@ class Dispatcher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None
         self.state = DispatcherState.UNOPENED
 
     @property
@@ -130,7 +131,8 @@ class Dispatcher:
             raise RuntimeError(f"dispatcher is {self.state.value}; it cannot be started again")
         await self._recorder.recover(self.node)
         self.state = DispatcherState.RUNNING
-        self._services.callback_service.on_queued = self.wake
+        self._unsubscribe = self._services.callback_service.subscribe(self.wake)
+        self._services.shedder.attach(lambda: len(self._tasks))
         self._loop_task = asyncio.create_task(self._claim_loop(), name="dispatcher")
         log.info("dispatcher %s running (concurrency %d)", self.node, self._settings.concurrency)
         return self
@@ -141,7 +143,7 @@ class Dispatcher:
         await self.stop()
 
     def wake(self, _callback: Callback | None = None) -> None:
-        """Look at the store now (`CallbackService.on_queued` calls this)."""
+        """Look at the store now (called for each callback queued on this node)."""
         self._wake.set()
 
     # ---- taking work -------------------------------------------------------------------------
@@ -161,7 +163,9 @@ class Dispatcher:
         if free <= 0:
             return
         claimed = await self._services.db.run(self._services.callbacks.claim_queued, self.node, free)
+        self._services.shedder.claimed(len(claimed))
         for callback in claimed:
+            self._services.metrics.claimed(callback)
             task = asyncio.create_task(self._run(callback), name=f"callback-{callback.id}")
             self._tasks[callback.id] = task
             task.add_done_callback(functools.partial(self._done, callback.id))
@@ -177,24 +181,24 @@ class Dispatcher:
         try:
             result = await self._place(callback, progress)
         except asyncio.CancelledError:
-            await self._record(callback, progress, "shutdown")
+            await self._record(callback, progress, FailureReason.SHUTDOWN, retry=False)
             raise
         await self._record(callback, progress, result)
 
-    async def _place(self, callback: Callback, progress: ProgressLog) -> CallOutcome | str:
+    async def _place(self, callback: Callback, progress: ProgressLog) -> CallOutcome | FailureReason:
         """The engine's outcome, or the reason there is none."""
         try:
             spec = build_spec(self._settings, callback)
             return await asyncio.wait_for(self._engine.run_callback(spec, progress), self._watchdog(spec))
         except TimeoutError:
             log.error("callback %s: the engine overran the callback's longest possible life", callback.id)
-            return "engine-timeout"
+            return FailureReason.ENGINE_TIMEOUT
         except EngineError as exc:
             log.error("callback %s: engine error: %s", callback.id, exc)
-            return "engine-error"
+            return FailureReason.ENGINE_ERROR
         except Exception:
             log.exception("callback %s: failed unexpectedly", callback.id)
-            return "internal-error"
+            return FailureReason.INTERNAL_ERROR
 
     def _watchdog(self, spec: CallbackSpec) -> float | None:
         """Both legs ringing in turn, then the longest talk, then a grace; None when talk is unlimited."""
@@ -202,13 +206,29 @@ class Dispatcher:
             return None
         return 2 * spec.ring_timeout + spec.max_duration + self._watchdog_grace
 
-    async def _record(self, callback: Callback, progress: ProgressLog, result: CallOutcome | str) -> None:
-        try:
-            await progress.close()
+    async def _record(
+        self,
+        callback: Callback,
+        progress: ProgressLog,
+        result: CallOutcome | FailureReason,
+        *,
+        retry: bool = True,
+    ) -> None:
+        """Store the callback's end; through a database outage it retries until stored (see
+        `service/retry.py`), except on the way out of a cancelled task (`retry=False`)."""
+
+        async def write() -> None:
             if isinstance(result, str):
                 await self._recorder.fail(callback, result)
             else:
                 await self._recorder.finish(callback, result)
+
+        try:
+            await progress.close()
+            if retry:
+                await until_stored(write, f"callback {callback.id}: recording its end")
+            else:
+                await write()
         except Exception:
             log.exception(
                 "callback %s: could not record its end; a restart marks it interrupted", callback.id
@@ -220,7 +240,8 @@ class Dispatcher:
         if self.state is not DispatcherState.RUNNING:
             return
         self.state = DispatcherState.STOPPING
-        self._services.callback_service.on_queued = _ignore
+        self._unsubscribe()
+        self._services.shedder.attach(None)
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -231,8 +252,18 @@ class Dispatcher:
         log.info("dispatcher %s stopped", self.node)
 
     async def _drain(self, timeout: float) -> None:
+        """Until the calls end, `timeout` passes or `services.stop_draining` is set (a second
+        signal), whichever comes first; `_hangup_all` then ends what is left."""
         log.info("draining %d callbacks (up to %.0f s)", len(self._tasks), timeout)
-        await asyncio.wait(list(self._tasks.values()), timeout=timeout)
+        drained = asyncio.ensure_future(asyncio.wait(list(self._tasks.values())))
+        hurried = asyncio.ensure_future(self._services.stop_draining.wait())
+        try:
+            await asyncio.wait((drained, hurried), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()  # cancels the waiting only, not the calls
+            hurried.cancel()
+        if hurried.done() and not hurried.cancelled() and self._tasks:
+            log.warning("drain ended early: hanging up %d callbacks", len(self._tasks))
 
     async def _hangup_all(self) -> None:
         if not self._tasks:

@@ -10,13 +10,23 @@ Hooks run only when this process moved the callback to its final state, so at mo
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from datetime import datetime
 from typing import Any
 
-from webcallback.engines.base import CallOutcome, EndedBy, LegRecord, LegRole, LegState, ProgressEvent
+from webcallback.domain import (
+    CallOutcome,
+    EndedBy,
+    FailureReason,
+    LegRecord,
+    LegRole,
+    LegState,
+    ProgressEvent,
+)
 from webcallback.service.container import Services
+from webcallback.service.retry import until_stored
 from webcallback.store.callbacks import BRIDGED, COMPLETED, DIALING, FAILED, Callback
 from webcallback.store.telephony import TelephonyStore
 
@@ -27,11 +37,13 @@ class CallRecorder:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._db = services.db
+        self._metrics = services.metrics
         self.store = TelephonyStore(services.db)
 
     async def progress(self, callback: Callback, event: ProgressEvent) -> None:
         number = callback.callback if event.leg is LegRole.CALLBACK else callback.destination
         await self._db.run(self.store.record_progress, event, number)
+        self._metrics.progress(event)
         if event.state is LegState.BRIDGED:
             await self._db.run(self._services.callbacks.transition, callback.id, DIALING, BRIDGED)
 
@@ -40,14 +52,16 @@ class CallRecorder:
         state = COMPLETED if outcome.completed else FAILED
         stored = await self._db.run(self.store.finish, callback, state, outcome)
         if not stored:
+            self._metrics.ended(callback.id)
             log.warning(
                 "callback %s was already final; its outcome %s is dropped", callback.id, outcome.reason
             )
             return
+        self._metrics.finished(callback.id, state, outcome)
         log.info("callback %s %s (%s, bridged %.1f s)", callback.id, state, outcome.reason, outcome.bridged_s)
         await self._call_hooks(callback.id, outcome)
 
-    async def fail(self, callback: Callback, reason: str) -> None:
+    async def fail(self, callback: Callback, reason: FailureReason) -> None:
         """End a callback the engine gave no outcome for; legs still open are closed."""
         await self._db.run(self.store.close_open_legs, callback.id, reason)
         legs = await self._db.run(self.store.legs, callback.id)
@@ -62,7 +76,7 @@ class CallRecorder:
                 callback.id,
                 callback.state,
             )
-            await self.fail(callback, "interrupted")
+            await self.fail(callback, FailureReason.INTERRUPTED)
         return len(stale)
 
     async def _call_hooks(self, callback_id: str, outcome: CallOutcome) -> None:
@@ -74,7 +88,9 @@ class CallRecorder:
                 log.exception("callback %s: finished-hook %r failed; skipped", callback_id, hook)
 
 
-def outcome_from_legs(callback_id: str, reason: str, legs: dict[str, dict[str, Any]]) -> CallOutcome:
+def outcome_from_legs(
+    callback_id: str, reason: FailureReason, legs: dict[str, dict[str, Any]]
+) -> CallOutcome:
     """An outcome rebuilt from stored leg rows. Talk time that was not reported is unknown, so
     `bridged_s` is 0: nobody is charged for a call whose end nobody saw."""
     records = {LegRole(role): _leg_record(LegRole(role), row) for role, row in legs.items()}
@@ -133,6 +149,10 @@ class ProgressLog:
     async def _write(self) -> None:
         while (event := await self._queue.get()) is not None:
             try:
-                await self._recorder.progress(self._callback, event)
+                # In order: a progress write waits out an outage before the next one is tried.
+                await until_stored(
+                    functools.partial(self._recorder.progress, self._callback, event),
+                    f"callback {self._callback.id}: recording {event.leg} {event.state}",
+                )
             except Exception:
                 log.exception("callback %s: could not record progress %s", self._callback.id, event)

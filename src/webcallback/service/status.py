@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from webcallback.engines.base import LegRole
+from webcallback.domain import LegRole
 from webcallback.store.callbacks import CallbackStore
 from webcallback.store.db import Database
 from webcallback.store.telephony import CallbackRecord, TelephonyStore

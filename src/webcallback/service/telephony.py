@@ -13,10 +13,9 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from webcallback.config import Settings
-from webcallback.engines.base import TelephonyEngine
-from webcallback.service.container import Services
+from webcallback.domain import TelephonyEngine
+from webcallback.service.container import LifespanHook, Services
 from webcallback.service.dispatcher import Dispatcher
-from webcallback.web.app import LifespanHook
 
 EngineFactory = Callable[[Settings], TelephonyEngine]
 
@@ -44,10 +43,16 @@ def telephony_hook(factory: EngineFactory = sip_engine, **dispatcher_options: fl
     async def telephony(services: Services) -> AsyncIterator[None]:
         engine = factory(services.settings)
         await engine.start()
+        # SIP worker processes up (`processes` > 1), else 1 while the in-process engine runs.
+        workers_up = getattr(engine, "workers_up", lambda: 1)
+        services.metrics.watch_sip_workers(workers_up)
+        services.health.watch_engine(lambda: bool(workers_up()))
         try:
             async with Dispatcher(services, engine, **dispatcher_options):  # type: ignore[arg-type]
                 yield
         finally:
+            services.metrics.watch_sip_workers(lambda: 0)
+            services.health.watch_engine(None)
             await engine.stop()
 
     return telephony

@@ -19,6 +19,7 @@ import functools
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -28,7 +29,10 @@ from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,31 @@ CHECKPOINT_EVERY = 1.0  # seconds, when the service checkpoints the SQLite WAL i
 
 class StoreError(Exception):
     """The database is unreachable or misbehaved."""
+
+
+# What an unreachable, full, locked or restarting database raises (through SQLAlchemy or straight
+# from the driver): an outage, answered 503 and retried, as opposed to a bug (IntegrityError,
+# ProgrammingError), which stays an error.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy_exc.OperationalError,
+    sqlalchemy_exc.InterfaceError,
+    sqlalchemy_exc.DisconnectionError,
+    sqlalchemy_exc.TimeoutError,
+    sqlite3.OperationalError,
+    StoreError,
+)
+
+
+def outage_summary(exc: BaseException) -> str:
+    """One line naming an outage for the log: the driver's own message, never the statement or
+    its parameters (SQLAlchemy's `str()` includes both, and they can hold account data)."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first[:200]}"
+
+
+class SchemaNotCurrent(StoreError):
+    """The database's schema is older (or newer) than this version's: `webcallback db upgrade`."""
 
 
 def normalise_url(url: str) -> str:
@@ -78,22 +107,75 @@ class Database:
         self._unit: ContextVar[_Unit | None] = ContextVar(f"db-unit-{id(self)}", default=None)
         self._sqlite_path = parsed.database if self.is_sqlite else None
         self._checkpointer: _Checkpointer | None = None
+        # Told the operation and the seconds of every `run()` (the store-latency metric).
+        self.observe: Callable[[str, float], None] | None = None
+        # When a store call last failed with an outage error (monotonic seconds): what `/readyz`
+        # reads, since a full disk shows only on a write, not on a probe.
+        self.last_outage: float | None = None
+
+    def note_outage(self) -> None:
+        self.last_outage = time.monotonic()
+
+    def outage_within(self, seconds: float) -> bool:
+        return self.last_outage is not None and time.monotonic() - self.last_outage < seconds
+
+    def probe(self) -> None:
+        """Raise an outage error unless the database answers and takes writes (a PostgreSQL
+        standby, e.g. after a failover that left us on the old primary, answers read-only)."""
+        with self.engine.connect() as connection:
+            if self.is_sqlite:
+                connection.exec_driver_sql("SELECT 1").scalar()
+            elif connection.exec_driver_sql("SELECT pg_is_in_recovery()").scalar():
+                raise StoreError("the PostgreSQL server is a read-only standby")
 
     @staticmethod
     def _sqlite_engine(path: str | None) -> Engine:
         if path and path != ":memory:":
+            if not Path(path).exists():
+                # Said out loud: a relative path or a wrong --config silently made a second database.
+                log.warning("database %s does not exist: creating a new, empty one", Path(path).resolve())
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(f"sqlite:///{path or ':memory:'}", connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent)."""
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(resources.files("webcallback.store") / "migrations"))
+        """Bring the schema to the newest revision (idempotent): `webcallback db upgrade`."""
+        cfg = _alembic_config()
         with self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+
+    def revisions(self) -> tuple[str | None, str]:
+        """(the database's schema revision, None when it has no schema yet; this version's head)."""
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert head is not None  # the package ships its migrations
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        return current, head
+
+    @staticmethod
+    def knows(revision: str) -> bool:
+        script = ScriptDirectory.from_config(_alembic_config())
+        return any(r.revision == revision for r in script.walk_revisions())
+
+    def prepare(self) -> None:
+        """What every command does on start: an empty database gets the schema (nothing to lose);
+        one at another revision is refused, so that upgrading the schema is an explicit step
+        (`webcallback db upgrade`) taken after a backup, not a side effect of `account list`."""
+        current, head = self.revisions()
+        if current is None:
+            self.migrate()
+        elif not self.knows(current):
+            raise SchemaNotCurrent(
+                f"the database schema is at revision {current}, which this version of webcallback "
+                f"does not know (its newest is {head}): a newer webcallback upgraded it"
+            )
+        elif current != head:
+            raise SchemaNotCurrent(
+                f"the database schema is at revision {current}, this version of webcallback needs "
+                f"{head}: back the database up, then run `webcallback db upgrade`"
+            )
 
     def _open_unit(self) -> _Unit | None:
         unit = self._unit.get()
@@ -169,16 +251,30 @@ class Database:
             self._checkpointer = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._executor is None:
-            return fn(*args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        started = time.perf_counter()
+        try:
+            if self._executor is None:
+                return fn(*args, **kwargs)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except OUTAGE_ERRORS:
+            self.note_outage()
+            raise
+        finally:
+            if self.observe is not None:
+                self.observe(getattr(fn, "__qualname__", "other"), time.perf_counter() - started)
 
     def close(self) -> None:
         self.stop_checkpointer()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("webcallback.store") / "migrations"))
+    return cfg
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

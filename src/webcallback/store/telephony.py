@@ -30,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 
-from webcallback.engines.base import CallOutcome, LegRecord, LegRole, LegState, ProgressEvent
+from webcallback.domain import CallOutcome, LegRecord, LegRole, LegState, ProgressEvent
 from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _aware, _row_to_callback
 from webcallback.store.db import Database
 from webcallback.store.prepared import Prepared, PreparedInsert

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from webcallback.errors import AuthenticationFailed, BadRequest
+from webcallback.security.digest_auth import LOGIN_NEEDED
 from webcallback.web.inputs import ApiInput, read_input, response_format
 from webcallback.web.params import XML, pick
 from webcallback.web.responses import respond
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from webcallback.web.app import WebCallbackApi
 
 
+# The checkers' own words for the Digest challenge round (the shared one speaks of callbacks).
+BALANCE_LOGIN_NEEDED = "Log in to see your balance."
+RATE_LOGIN_NEEDED = "Log in to see call rates."
+
+
 class BillingApi:
     def __init__(self, api: WebCallbackApi, billing: BillingService) -> None:
         self.api = api
@@ -34,7 +40,7 @@ class BillingApi:
 
     async def balance(self, request: Request) -> Response:
         api_input = await read_input(request, self.settings, self.api.proxies)
-        account = await self._authenticate(api_input)
+        account = await self._authenticate(api_input, BALANCE_LOGIN_NEEDED)
         return self._respond(request, self.billing.balance(account).fields())
 
     async def rate(self, request: Request) -> Response:
@@ -47,20 +53,26 @@ class BillingApi:
 
     async def _optional_account(self, api_input: ApiInput) -> Account | None:
         if api_input.credentials.username:
-            return await self._authenticate(api_input)
+            return await self._authenticate(api_input, RATE_LOGIN_NEEDED)
         if self.settings.billing.rate_auth == "required":
             raise AuthenticationFailed("Rate checks need a username.", error_id="missing-credentials")
         return None
 
-    async def _authenticate(self, api_input: ApiInput) -> Account:
+    async def _authenticate(self, api_input: ApiInput, login_needed: str) -> Account:
         """Through the security guard, like the callback endpoint: a locked-out user or address is
         refused before the password is checked, and a wrong password counts towards the lockout
         (otherwise these checkers would be an unlimited password-guessing oracle)."""
         services = self.api.services
         guard = services.callback_service.guard
-        return await guard.authenticate(
-            services.authenticator, api_input.credentials, api_input.client.address
-        )
+        try:
+            return await guard.authenticate(
+                services.authenticator, api_input.credentials, api_input.client.address
+            )
+        except AuthenticationFailed as exc:
+            if exc.message == LOGIN_NEEDED:
+                exc.message = login_needed
+                exc.args = (login_needed,)
+            raise
 
     def _respond(self, request: Request, fields: Mapping[str, str | float]) -> Response:
         fmt = response_format(request, self.settings)

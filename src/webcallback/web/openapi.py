@@ -37,6 +37,39 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     return out
 
 
+_READY = (
+    "Ready for callbacks: the database answers and takes writes, no write failed in the last 10 s, "
+    "the telephony engine runs."
+)
+
+
+def _health(operation: str, summary: str, unavailable: str | None) -> dict[str, Any]:
+    status = {"type": "string", "enum": ["ok"]}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "OK.",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"status": status}, "required": ["status"]}
+                }
+            },
+        }
+    }
+    if unavailable is not None:
+        problems = {"type": "array", "items": {"type": "string"}}
+        body = {"status": {"type": "string"}, "problems": problems, "message": {"type": "string"}}
+        responses["503"] = {
+            "description": unavailable,
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": body, "required": ["status", "problems"]}
+                }
+            },
+        }
+    return {"summary": summary, "operationId": operation, "responses": responses}
+
+
 def _request_schema(settings: Settings) -> dict[str, Any]:
     names = settings.api.params
     props: dict[str, Any] = {}
@@ -105,27 +138,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     path = "/" + settings.api.path.strip("/")
     paths: dict[str, Any] = {
         path: {"get": _callback_operation(settings, "get"), "post": _callback_operation(settings, "post")},
-        "/healthz": {
-            "get": {
-                "summary": "Liveness and database reachability.",
-                "operationId": "healthz",
-                "responses": {
-                    "200": {
-                        "description": "Healthy.",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {"status": {"type": "string", "enum": ["ok"]}},
-                                    "required": ["status"],
-                                }
-                            }
-                        },
-                    },
-                    "500": _error("The database is unreachable."),
-                },
-            }
-        },
+        "/livez": {"get": _health("livez", "The process serves HTTP (restart it when this fails).", None)},
+        "/readyz": {"get": _health("readyz", _READY, "Not ready: the database or the engine is out.")},
+        "/healthz": {"get": _health("healthz", "The same as /readyz (its earlier name).", "Not ready.")},
     }
     for extra, item in _EXTRA_PATHS.items():
         paths.setdefault(extra, {}).update(item)

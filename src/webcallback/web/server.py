@@ -9,16 +9,19 @@ from starlette.applications import Starlette
 
 from webcallback.config import Settings
 from webcallback.lab.demo import plan_lab
-from webcallback.service.container import build_services
+from webcallback.service.container import LifespanHook, build_services
 from webcallback.service.maintenance import housekeeping
 from webcallback.service.telephony import EngineFactory, sip_engine, telephony_hook
-from webcallback.web.app import LifespanHook, create_app
+from webcallback.web.app import create_app
 from webcallback.web.status import StatusApi
 
 
-def build_app(settings: Settings, *, engine_factory: EngineFactory = sip_engine) -> Starlette:
+def build_app(
+    settings: Settings, *, engine_factory: EngineFactory = sip_engine, prepare: bool = False
+) -> Starlette:
+    """`prepare`: as `webcallback run` starts (see `build_services`); else the schema is upgraded."""
     settings, lab = plan_lab(settings)
-    services = build_services(settings)
+    services = build_services(settings, prepare=prepare)
     hooks: list[LifespanHook] = [housekeeping]
     if lab is not None:
         hooks.append(lab.phones_hook)
@@ -26,4 +29,6 @@ def build_app(settings: Settings, *, engine_factory: EngineFactory = sip_engine)
         hooks.append(telephony_hook(engine_factory))
     if lab is not None:
         hooks.append(lab.announce_hook)
-    return create_app(services, extra_routes=StatusApi(services).routes(), lifespan_hooks=hooks)
+    app = create_app(services, extra_routes=StatusApi(services).routes(), lifespan_hooks=hooks)
+    app.state.services = services  # for `webcallback run`: the second signal's stop_draining
+    return app

@@ -1,7 +1,7 @@
 """The embedded SIP engine (RFC 3725 third-party call control on sippy). See `docs/engines.md`."""
 
 from webcallback.config import SipSettings
-from webcallback.engines.base import TelephonyEngine
+from webcallback.domain import TelephonyEngine
 from webcallback.engines.sip.engine import SipEngine
 from webcallback.engines.sip.sharded import ShardedSipEngine, worker_count
 

@@ -25,7 +25,11 @@ The patches (sippy 2.5.0):
    research/capacity.md); the same clock ids (0 realtime, 4 monotonic raw on Linux) read in C.
 4. `Udp_server_opts.nworkers`, `UA.godead_timeout` — class defaults set from settings: UDP helper
    threads (3 each way by default; under the GIL one is cheaper) and how long finished UAs linger
-   for retransmissions (`engine.sip.udp_workers`, `engine.sip.linger`).
+   for retransmissions (`engine.sip.udp_workers`, `engine.sip.linger`). And `Udp_server_opts.flags`
+   = 0, which does change behaviour: sippy binds with SO_REUSEADDR (and SO_REUSEPORT with several
+   receivers), so a second instance on the same port bound it too and silently took half of the
+   first one's replies. We bind plainly: a port in use is refused (EADDRINUSE). Our receivers
+   share one socket, so nothing needs the port twice.
 5. `Network_server.sendqueue` — `direct_send.DirectUdpServer` replaces it by a property, relying on
    `Network_server.__init__` assigning `self.sendqueue = Queue()` (before `Udp_server` starts its
    sender threads, which loop on `sendqueue.get()`).
@@ -68,7 +72,7 @@ from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
 from sippy.Udp_server import AsyncSender, Udp_server, Udp_server_opts
 
-from webcallback.engines.base import EngineError
+from webcallback.domain import EngineError
 
 __all__ = [
     "ED2", "UA", "CCEventConnect", "CCEventDisconnect", "CCEventFail", "CCEventPreConnect",
@@ -104,6 +108,8 @@ SOURCE: dict[str, tuple[str, ...]] = {
     "SipTransactionManager.newTransaction": ("t.ack = msg.genACK()",),
     "SipTransactionManager.incomingResponse": ("self.transmitReq(t, t.ack, rAddr[0], checksum)",),
     "SipTransactionManager.sendACK": ("self.transmitReq(t, t.ack, t.ack_rAddr[0], t.ack_checksum)",),
+    # (4) the flags decide the socket options (SO_REUSEADDR, SO_REUSEPORT)
+    "Udp_server_opts.getSockOpts": ("(self.flags & socket.SO_REUSEADDR) != 0",),
     # (5) the queue is assigned in the constructor, and the sender threads take from it
     "Network_server.__init__": ("self.sendqueue = Queue()",),
     "AsyncSender.run": ("self.userv.sendqueue.get()",),
@@ -112,6 +118,7 @@ SOURCE: dict[str, tuple[str, ...]] = {
 ATTRIBUTES: dict[str, tuple[object, str]] = {
     "MonoTime.clock_getdtime": (monotime, "clock_getdtime"),
     "Udp_server_opts.nworkers": (Udp_server_opts, "nworkers"),
+    "Udp_server_opts.flags": (Udp_server_opts, "flags"),
     "UA.godead_timeout": (UA, "godead_timeout"),
     "SipConf.my_address": (SipConf, "my_address"),
     "SipConf.my_port": (SipConf, "my_port"),
@@ -130,6 +137,7 @@ def _targets() -> dict[str, Callable[..., Any]]:
         "SipTransactionManager.incomingResponse": SipTransactionManager.incomingResponse,
         "Network_server.__init__": Network_server.__init__,
         "AsyncSender.run": AsyncSender.run,
+        "Udp_server_opts.getSockOpts": Udp_server_opts.getSockOpts,
     }
     return {name: inspect.unwrap(fn) for name, fn in found.items()}
 
@@ -191,6 +199,7 @@ def apply(udp_workers: int, linger: float) -> None:
         monotime.clock_getdtime = time.clock_gettime
         setattr(SipURL, _MARK, True)
     Udp_server_opts.nworkers = udp_workers
+    Udp_server_opts.flags = 0
     UA.godead_timeout = linger
 
 

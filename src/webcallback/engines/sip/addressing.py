@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from webcallback.engines.base import EngineError
+from webcallback.domain import EngineError
 
 NextHop = Callable[[str], tuple[str, int]]  # E.164 number -> (host, port) the INVITE is sent to
 

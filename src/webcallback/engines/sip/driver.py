@@ -17,7 +17,7 @@ from typing import Any
 from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
-from webcallback.engines.base import CallOutcome, EndedBy, LegRole, ProgressEvent
+from webcallback.domain import CallOutcome, EndedBy, LegRole, ProgressEvent
 from webcallback.engines.sip._sippy import (
     UA,
     CCEventConnect,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from webcallback.config import SipSettings
 from webcallback.core import CallbackSession, Flow
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
     EndedBy,

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from webcallback.engines.base import EngineError
+from webcallback.domain import EngineError
 from webcallback.engines.sip import _sippy
 from webcallback.engines.sip._sippy import ED2, SipTransactionManager, Udp_server_opts
 from webcallback.engines.sip.direct_send import DirectUdpServer

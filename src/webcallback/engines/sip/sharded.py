@@ -26,7 +26,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 
 from webcallback.config import SipSettings
-from webcallback.engines.base import (
+from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
     EndedBy,
@@ -119,6 +119,10 @@ class ShardedSipEngine:
         await self._kill_all()
         for call in list(self._calls.values()):  # a worker that did not report in time
             _fail(call, "the SIP engine stopped before the callback ended")
+
+    def workers_up(self) -> int:
+        """Worker processes running now (one being restarted is not)."""
+        return sum(1 for worker in self.workers if worker.up)
 
     async def run_callback(self, spec: CallbackSpec, on_progress: ProgressCallback) -> CallOutcome:
         if not self._started:

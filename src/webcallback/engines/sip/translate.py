@@ -6,7 +6,7 @@ from typing import Any
 
 from webcallback.core import events as ev
 from webcallback.core._transitions import RINGING_PHASES, Phase
-from webcallback.engines.base import LegRole
+from webcallback.domain import LegRole
 from webcallback.engines.sip._sippy import (
     CCEventConnect,
     CCEventDisconnect,

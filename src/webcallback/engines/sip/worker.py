@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from webcallback.engines.base import CallbackSpec, EngineError
+from webcallback.domain import CallbackSpec, EngineError
 from webcallback.engines.sip.addressing import NextHop
 from webcallback.engines.sip.engine import SipEngine
 from webcallback.engines.sip.wire import WorkerConfig, frame, read_frame

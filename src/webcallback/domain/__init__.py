@@ -1,0 +1,35 @@
+"""The domain vocabulary: the innermost layer, importing nothing of ours.
+
+Every other package (core, engines, store, billing, security, service, web, cli) may use these
+names; this package uses none of theirs (the import contract in pyproject.toml holds it).
+"""
+
+from webcallback.domain.calls import (
+    CallbackSpec,
+    CallOutcome,
+    EndedBy,
+    LegOrder,
+    LegRecord,
+    LegRole,
+    LegState,
+    ProgressEvent,
+)
+from webcallback.domain.credit import Admission
+from webcallback.domain.engine import EngineError, ProgressCallback, TelephonyEngine
+from webcallback.domain.reasons import FailureReason
+
+__all__ = [
+    "Admission",
+    "CallOutcome",
+    "CallbackSpec",
+    "EndedBy",
+    "EngineError",
+    "FailureReason",
+    "LegOrder",
+    "LegRecord",
+    "LegRole",
+    "LegState",
+    "ProgressCallback",
+    "ProgressEvent",
+    "TelephonyEngine",
+]

@@ -1,0 +1,37 @@
+"""Why a callback ended: the one vocabulary of outcome reasons.
+
+A `StrEnum`, so a reason is stored, logged and answered as the same short string it always was
+(`"destination-busy"`), and code compares members instead of spelling strings. Leg reasons are
+`<leg>-<kind>`: the leg that ended first for a reason of its own, and how (docs/engines.md).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class FailureReason(enum.StrEnum):
+    """The `reason` of a `CallOutcome` and of a stored callback; `COMPLETED` when nothing failed."""
+
+    COMPLETED = "completed"  # both legs answered and were connected
+    FAILED = "failed"  # no leg ended for a reason of its own
+    CANCELLED = "cancelled"  # hung up by us (the API or the CLI) before the bridge
+    SHUTDOWN = "shutdown"  # this node stopped while the call ran
+    MAX_DURATION = "max-duration"  # the talk-time limit ended a leg before the bridge
+    INTERRUPTED = "interrupted"  # found in flight at start-up: the process that ran it died
+    ENGINE_TIMEOUT = "engine-timeout"  # the engine overran the callback's longest possible life
+    ENGINE_ERROR = "engine-error"  # the engine itself failed (EngineError)
+    INTERNAL_ERROR = "internal-error"  # an unexpected error in the dispatcher
+
+    DESTINATION_BUSY = "destination-busy"
+    DESTINATION_DECLINED = "destination-declined"
+    DESTINATION_NO_ANSWER = "destination-no-answer"
+    DESTINATION_FAILED = "destination-failed"
+    DESTINATION_HUNG_UP = "destination-hung-up"  # answered, then BYE before the bridge
+    DESTINATION_ERROR = "destination-error"
+    CALLBACK_BUSY = "callback-busy"
+    CALLBACK_DECLINED = "callback-declined"
+    CALLBACK_NO_ANSWER = "callback-no-answer"
+    CALLBACK_FAILED = "callback-failed"
+    CALLBACK_HUNG_UP = "callback-hung-up"
+    CALLBACK_ERROR = "callback-error"
