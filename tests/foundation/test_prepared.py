@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from sqlalchemy import BindParameter, bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, Dialect, bindparam, func, insert, select, update
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
+from webcallback.store import _sqlalchemy
 from webcallback.store.accounts import AccountStore
 from webcallback.store.db import Database
 from webcallback.store.prepared import NotPreparable, Prepared, PreparedInsert
@@ -94,3 +98,28 @@ def test_prepared_insert_takes_rows_with_different_columns(db: Database) -> None
         rows = {r.id: r for r in conn.execute(select(callbacks)).all()}
     assert rows["a"].max_duration is None and rows["a"].country is None
     assert rows["b"].max_duration == 90.0 and rows["b"].country == "US"
+
+
+def test_the_installed_sqlalchemy_has_the_shape_prepared_reads() -> None:
+    assert _sqlalchemy.problems() == []
+
+
+def test_a_processor_with_another_signature_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bind_processor(self: TypeEngine[Any], dialect: Dialect, *, literal: bool = False) -> None:
+        """What an upgrade might do: the processor asked for differently."""
+
+    monkeypatch.setattr(TypeEngine, "bind_processor", bind_processor)
+    with pytest.raises(_sqlalchemy.SqlAlchemyChanged, match=r"TypeEngine\.bind_processor now takes"):
+        _sqlalchemy.check()
+
+
+def test_a_compiler_without_positiontup_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SQLCompiler, "positiontup", None)  # the class default; set by compiling
+    original = SQLCompiler.__init__
+
+    def init(self: SQLCompiler, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.__dict__.pop("positiontup", None)  # what a release that renamed it would leave
+
+    monkeypatch.setattr(SQLCompiler, "__init__", init)
+    assert _sqlalchemy.problems() == ["sqlite: SQLCompiler.positiontup is None"]

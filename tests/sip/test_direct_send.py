@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sippy.Udp_server import Udp_server_opts
 
+from webcallback.engines.sip._sippy import Udp_server_opts
 from webcallback.engines.sip.direct_send import DirectUdpServer, SendQueue, send_or_queue
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sippy.CCEvents import (
+
+from webcallback.core import Phase
+from webcallback.core import events as ev
+from webcallback.domain import LegRole
+from webcallback.engines.sip._sippy import (
     CCEventConnect,
     CCEventDisconnect,
     CCEventFail,
@@ -13,12 +17,8 @@ from sippy.CCEvents import (
     CCEventRedirect,
     CCEventRing,
     CCEventUpdate,
+    MsgBody,
 )
-from sippy.MsgBody import MsgBody
-
-from webcallback.core import Phase
-from webcallback.core import events as ev
-from webcallback.domain import LegRole
 from webcallback.engines.sip.translate import to_core
 
 D = LegRole.DESTINATION

@@ -8,6 +8,8 @@ types (so a datetime or a Decimal is stored exactly as SQLAlchemy would store it
 processors of the selected columns. It runs inside the caller's SQLAlchemy connection and
 transaction, so `Database.unit()` and commits work as for any other statement.
 
+It reads SQLAlchemy internals to do so; `store/_sqlalchemy.py` checks their shape on import.
+
 Limits, checked when a statement is prepared: no expanding (`IN` list) parameters, no Python-side
 column defaults on INSERT (the values must all be given). Same results as `Connection.execute`, on
 SQLite and PostgreSQL (tests/foundation/test_prepared.py).
@@ -23,6 +25,10 @@ from sqlalchemy import Connection, Dialect, Table, insert
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
+
+from webcallback.store import _sqlalchemy
+
+_sqlalchemy.check()  # at start-up: fail loudly if an upgrade moved what is read below
 
 Processor = Callable[[Any], Any] | None
 

@@ -23,7 +23,7 @@ import socket
 import threading
 from typing import Any
 
-from sippy.Udp_server import Udp_server
+from webcallback.engines.sip._sippy import Udp_server
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ class SendQueue(queue.Queue[Any]):
 class DirectUdpServer(Udp_server):  # type: ignore[misc]
     """sippy's UDP server, sending from the calling (reactor) thread when it can."""
 
-    # sippy's Network_server.__init__ assigns `self.sendqueue = Queue()` before it starts the
-    # sender threads: the property puts a SendQueue there instead.
+    # sippy's Network_server.__init__ assigns `self.sendqueue = Queue()` before Udp_server starts
+    # the sender threads: the property puts a SendQueue there instead (guarded: _sippy, patch 5).
     @property
     def sendqueue(self) -> SendQueue:
         return self._webcallback_queue

@@ -14,16 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail, CCEventTry, CCEventUpdate
-from sippy.MsgBody import MsgBody
-from sippy.SipCallId import SipCallId
-from sippy.Time.Timeout import Timeout
-from sippy.UA import UA
-
 from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
 from webcallback.domain import CallOutcome, EndedBy, LegRole, ProgressEvent
+from webcallback.engines.sip._sippy import (
+    UA,
+    CCEventConnect,
+    CCEventDisconnect,
+    CCEventFail,
+    CCEventTry,
+    CCEventUpdate,
+    MsgBody,
+    SipCallId,
+    Timeout,
+)
 from webcallback.engines.sip.addressing import NextHop, from_identity
 from webcallback.engines.sip.translate import to_core
 

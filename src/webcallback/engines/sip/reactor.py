@@ -16,13 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sippy.Core.EventDispatcher import ED2
-from sippy.SipConf import SipConf
-from sippy.SipTransactionManager import SipTransactionManager
-from sippy.Udp_server import Udp_server_opts
-
 from webcallback.domain import EngineError
-from webcallback.engines.sip import patches, tuning
+from webcallback.engines.sip import _sippy
+from webcallback.engines.sip._sippy import ED2, SipTransactionManager, Udp_server_opts
 from webcallback.engines.sip.direct_send import DirectUdpServer
 
 log = logging.getLogger(__name__)
@@ -55,9 +51,9 @@ class Reactor:
         self._thread = threading.Thread(target=self._run, name="sippy-reactor", daemon=True)
 
     def start(self) -> None:
-        """Blocks until the SIP port is bound (or raises `EngineError`)."""
-        patches.apply()
-        tuning.apply(self.udp_workers, self.linger)
+        """Blocks until the SIP port is bound (or raises `EngineError`, `SippyChanged` when sippy
+        is not the shape our patches expect)."""
+        _sippy.apply(self.udp_workers, self.linger)
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT):
             raise EngineError("the SIP reactor did not start")
@@ -76,8 +72,7 @@ class Reactor:
             log.warning("the SIP reactor did not stop within %.0f s", _START_TIMEOUT)
 
     def _run(self) -> None:
-        # ED2 remembers the thread that imported it; timers armed elsewhere print warnings.
-        ED2.my_ident = threading.get_ident()
+        _sippy.own_timers()
         config: dict[str, Any] = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": _SipLog()}
         try:
             config["_sip_tm"] = _TransactionManager(config, _out_of_dialog_request)
@@ -90,8 +85,7 @@ class Reactor:
             # our Via and Contact from now on; tests start engines this way, with no port race.
             self.port = _bound_port(config["_sip_tm"])
             config["_sip_port"] = self.port
-        # sippy fills in our Contact and default From host from these process-wide values.
-        SipConf.my_address, SipConf.my_port = self.host, self.port
+        _sippy.set_local_address(self.host, self.port)
         self.config = config
         self._ready.set()
         log.info("SIP engine listening on %s:%d/udp", self.host, self.port)

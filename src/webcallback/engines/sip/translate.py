@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sippy.CCEvents import (
+from webcallback.core import events as ev
+from webcallback.core._transitions import RINGING_PHASES, Phase
+from webcallback.domain import LegRole
+from webcallback.engines.sip._sippy import (
     CCEventConnect,
     CCEventDisconnect,
     CCEventFail,
@@ -12,10 +15,6 @@ from sippy.CCEvents import (
     CCEventRedirect,
     CCEventRing,
 )
-
-from webcallback.core import events as ev
-from webcallback.core._transitions import RINGING_PHASES, Phase
-from webcallback.domain import LegRole
 
 
 def to_core(event: Any, role: LegRole, phase: Phase) -> ev.LegEvent | None:
