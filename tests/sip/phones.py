@@ -57,7 +57,7 @@ def wait_bound(port: int, proc: subprocess.Popen[bytes], what: str, timeout: flo
 
 def _bound_by(port: int, pid: int) -> bool:
     inodes = _udp_inodes(port)
-    return bool(inodes) and any(inodes & _socket_inodes(p) for p in _process_tree(pid))
+    return bool(inodes) and any(inodes & _socket_inodes(p) for p in process_tree(pid))
 
 
 def _udp_inodes(port: int) -> set[str]:
@@ -78,7 +78,7 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _process_tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     tree, todo = [], [pid]
     while todo:
         current = todo.pop()

@@ -15,6 +15,7 @@ from webcallback.domain.calls import (
     ProgressEvent,
 )
 from webcallback.domain.credit import Admission
+from webcallback.domain.dialogs import DialogReaper, LegDialog, Reaped, ReapResult
 from webcallback.domain.engine import EngineError, ProgressCallback, TelephonyEngine
 from webcallback.domain.reasons import FailureReason
 
@@ -22,14 +23,18 @@ __all__ = [
     "Admission",
     "CallOutcome",
     "CallbackSpec",
+    "DialogReaper",
     "EndedBy",
     "EngineError",
     "FailureReason",
+    "LegDialog",
     "LegOrder",
     "LegRecord",
     "LegRole",
     "LegState",
     "ProgressCallback",
     "ProgressEvent",
+    "ReapResult",
+    "Reaped",
     "TelephonyEngine",
 ]

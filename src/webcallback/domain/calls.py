@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from webcallback.domain.dialogs import LegDialog
 from webcallback.domain.reasons import FailureReason
 
 
@@ -81,6 +82,10 @@ class ProgressEvent:
     sip_code: int | None = None
     reason: str | None = None
     ended_by: EndedBy | None = None
+    # The leg's SIP dialog as it stands after this step (None: unchanged, or not SIP), so that a
+    # restart can still hang it up; `refresh`: only the dialog changed, the leg's state did not.
+    dialog: LegDialog | None = None
+    refresh: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

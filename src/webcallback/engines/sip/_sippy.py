@@ -36,6 +36,8 @@ The patches (sippy 2.5.0):
 6. Process-wide values the reactor sets: `SipConf.my_address`/`my_port` (our Contact and default
    From host), `ED2.my_ident` (the thread allowed to arm timers), and the transaction manager's
    `model_udp_server` (the UDP server class it builds).
+7. Not a patch, a read: `engines/sip/dialogs.py` reads a UA's dialog (`cId`, `lUri`, `rUri`,
+   `lCSeq`, `rTarget`, `routes`, `rAddr`, `reqs`) so that a restart can BYE it; guarded here too.
 """
 
 from __future__ import annotations
@@ -124,6 +126,10 @@ ATTRIBUTES: dict[str, tuple[object, str]] = {
     "SipConf.my_port": (SipConf, "my_port"),
     "ED2.my_ident": (ED2, "my_ident"),
     "SipTransactionManager.model_udp_server": (SipTransactionManager, "model_udp_server"),
+    **{
+        f"UA.{name}": (UA, name)
+        for name in ("cId", "lUri", "rUri", "lCSeq", "rTarget", "routes", "rAddr", "reqs")
+    },
 }
 
 

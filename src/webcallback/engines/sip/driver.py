@@ -8,6 +8,7 @@ inside `recvEvent`), so incoming events are queued and handled one at a time, in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
-from webcallback.domain import CallOutcome, EndedBy, LegRole, ProgressEvent
+from webcallback.domain import CallOutcome, EndedBy, LegRole, LegState, ProgressEvent
 from webcallback.engines.sip._sippy import (
     UA,
     CCEventConnect,
@@ -30,6 +31,7 @@ from webcallback.engines.sip._sippy import (
     Timeout,
 )
 from webcallback.engines.sip.addressing import NextHop, from_identity
+from webcallback.engines.sip.dialogs import read_dialog
 from webcallback.engines.sip.translate import to_core
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,14 @@ class Dialling:
     password: str | None  # revealed only here, handed straight to sippy; never logged
     from_domain: str | None
     clock: Callable[[], float]
+
+    @property
+    def local(self) -> tuple[str, int]:
+        """Our SIP address as bound (the port is known once the reactor runs)."""
+        return str(self.sip_config["_sip_address"]), int(self.sip_config["_sip_port"])
+
+
+_CONFIRMED = (LegState.ANSWERED, LegState.BRIDGED)  # a 2xx was received: the dialog is real
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class CallDriver:
         self.sink = sink
         self.id = session.spec.callback_id
         self._uas: dict[LegRole, Any] = {}
+        self._reported: dict[LegRole, LegState] = {}  # each leg's last reported state
         self._timer: Any = None
         self._inbox: deque[Callable[[], list[Command]]] = deque()
         self._busy = False
@@ -164,7 +175,7 @@ class CallDriver:
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, Report):
-            self.sink.progress(command.progress)
+            self.sink.progress(self._with_dialog(command.progress))
         elif isinstance(command, Finished):
             self.sink.finished(command.outcome)
         elif isinstance(command, Originate):
@@ -172,6 +183,30 @@ class CallDriver:
         else:
             log.debug("[%s] -> %s", self.id, type(command).__name__)
             self._uas[command.leg].recvEvent(_to_sippy(command))
+            if isinstance(command, Reoffer):  # a re-INVITE took a CSeq: what a BYE needs changed
+                self._refresh_dialog(command.leg)
+
+    # ---- the dialog a restart would need to end a leg -----------------------------------------
+
+    def _with_dialog(self, progress: ProgressEvent) -> ProgressEvent:
+        """The leg's step, with its dialog as it now stands (none once the leg has ended)."""
+        role = progress.leg
+        if role is None or progress.state is LegState.ENDED or role not in self._uas:
+            return progress
+        self._reported[role] = progress.state
+        dialog = read_dialog(self._uas[role], self.dialling.local, confirmed=progress.state in _CONFIRMED)
+        return dataclasses.replace(progress, dialog=dialog)
+
+    def _refresh_dialog(self, role: LegRole) -> None:
+        state = self._reported.get(role)
+        if state is None or state is LegState.ENDED:
+            return
+        dialog = read_dialog(self._uas[role], self.dialling.local, confirmed=state in _CONFIRMED)
+        if dialog is not None:
+            at = self.dialling.clock()
+            self.sink.progress(
+                ProgressEvent(callback_id=self.id, leg=role, state=state, at=at, dialog=dialog, refresh=True)
+            )
 
     def _originate(self, cmd: Originate) -> None:
         d = self.dialling
