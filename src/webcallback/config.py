@@ -298,6 +298,12 @@ class CallSettings:
         "call is placed for it; 0 turns admission control off.",
         5.0,
     )
+    checkpoint_interval: float = doc(
+        "Seconds between notes that bridged calls are still up (one UPDATE for all of them). A "
+        "call interrupted by a crash is charged for its talk up to the last note, or up to the "
+        "far end's answer to the BYE a restart sends (docs/operations.md); 0 turns notes off.",
+        15.0,
+    )
 
 
 @dataclass(frozen=True)

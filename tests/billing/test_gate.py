@@ -299,3 +299,36 @@ async def test_currency_must_match_the_plan(services: Services) -> None:
     with pytest.raises(Forbidden) as exc:
         await request(services, UK_LANDLINE)
     assert exc.value.error_id == "currency-mismatch"
+
+
+async def test_an_interrupted_callback_is_charged_for_the_talk_its_last_checkpoint_proves(
+    services: Services,
+) -> None:
+    """A crash 61 s into a bridged call, found at the next start (no dialog stored, nothing to
+    BYE): settled for the 61 s up to the last checkpoint, not for 0 s; failed as interrupted."""
+    import time
+
+    from webcallback.domain import ProgressEvent
+    from webcallback.service.records import CallRecorder
+    from webcallback.store.callbacks import BRIDGED, DIALING
+    from webcallback.store.telephony import TelephonyStore
+
+    import_deck(services)
+    add_account(services, credit="5")
+    cb = await request(services, UK_LANDLINE)
+    assert [c.id for c in services.callbacks.claim_queued("node-a", 1)] == [cb.id]
+    store, bridged_at = TelephonyStore(services.db), time.time() - 100
+    for role, number in ((LegRole.DESTINATION, cb.destination), (LegRole.CALLBACK, cb.callback)):
+        for state in (LegState.TRYING, LegState.ANSWERED, LegState.BRIDGED):
+            step = ProgressEvent(callback_id=cb.id, leg=role, state=state, at=bridged_at)
+            store.record_progress(step, number)
+    assert services.callbacks.transition(cb.id, DIALING, BRIDGED)
+    store.checkpoint([cb.id], bridged_at + 61)
+
+    assert await CallRecorder(services).recover("node-a") == 1
+
+    final = services.callbacks.get(cb.id)
+    assert (final.state, final.reason) == ("failed", FailureReason.INTERRUPTED)
+    row = charge(services, cb.id)
+    assert row["state"] == "settled" and row["dest_duration"] == pytest.approx(61, abs=0.01)
+    assert services.accounts.get("alice").reserved == 0

@@ -94,12 +94,18 @@ def service_env(db_url: str, **settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_service(env: dict[str, str], cwd: Path, token: str | None = None) -> Iterator[Service]:
+def running_service(
+    env: dict[str, str], cwd: Path, token: str | None = None, *, new_session: bool = False
+) -> Iterator[Service]:
+    """`new_session`: the child leads a process group of its own (with its SIP workers), so a
+    test can kill the whole group as a crash of the machine's service would."""
     ready = cwd / "ready.json"
     ready.unlink(missing_ok=True)  # a restart in the same folder must not read the last run's
     command = [sys.executable, "-m", "webcallback", "run", "--ready-file", str(ready)]
     with (cwd / "stdout.log").open("wb") as out, (cwd / "stderr.log").open("wb") as err:
-        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err)
+        proc = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=out, stderr=err, start_new_session=new_session
+        )
     service = Service("", env, cwd, proc, token or env.get("WEBCALLBACK_API__TOKEN"))
     try:
         addresses = _wait_ready(service, ready)

@@ -247,7 +247,7 @@ def test_after_a_crash_the_lab_phones_are_gone_and_the_restart_fails_the_call_as
     (tmp_path / "stdout.log").unlink()
     with running_service(env, tmp_path) as again:
         _, again.token, _ = _lab_details(again.stdout)
-        body = again.status(callback_id)
+        body = again.wait_status(callback_id, ("failed", "completed"), timeout=120)  # ended in the background
     assert (body["state"], body["reason"]) == ("failed", "interrupted")
     assert body["cdr"]["reason"] == "interrupted" and body["cdr"]["bridged_at"] is not None
     assert {leg["state"] for leg in body["legs"].values()} == {"ended"}

@@ -1,8 +1,10 @@
 """What a finished callback costs, pure: from the rates recorded at reservation and the outcome.
 
-Policy: only a completed callback (both legs answered and connected) is charged; a failed or
-unanswered one releases its reservation whole, even if one leg was answered (the user never got a
-conversation). With `leg_duration = "bridged"` both legs are charged for the connected time (what
+Policy: only a callback whose legs were connected is charged, for the time they were (what the
+trunk bills too), whatever ended it — a completed one, or one interrupted by a crash, settled on
+the talk its restart could prove (`service/records.py`); a failed or unanswered one releases its
+reservation whole, even if one leg was answered (the user never got a conversation).
+With `leg_duration = "bridged"` both legs are charged for the connected time (what
 the maximum duration cuts); with `"talk"` each leg from its own answer, waiting for the other leg
 included. The charge never exceeds the reservation: what the reserve could not cover is dropped
 and the settlement is marked `capped`, so a balance never goes below zero.
@@ -54,7 +56,8 @@ def settle(
     reserved: Decimal,
     leg_duration: str = "bridged",
 ) -> Settlement:
-    if not outcome.completed or outcome.bridged_s <= 0:
+    connected = outcome.completed or outcome.bridged_at is not None  # an interrupted call talked too
+    if not connected or outcome.bridged_s <= 0:
         return Settlement(callback_id=outcome.callback_id, state=RELEASED, reason=outcome.reason)
     dest_s, cb_s = leg_durations(outcome, leg_duration)
     dest = rate_leg(destination, dest_s)

@@ -29,6 +29,7 @@ from webcallback.config import CallSettings, ConfigError, Settings
 from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
+    DialogReaper,
     EndedBy,
     EngineError,
     FailureReason,
@@ -106,6 +107,7 @@ class Dispatcher:
         poll_interval: float = POLL_INTERVAL,
         hangup_grace: float = HANGUP_GRACE,
         watchdog_grace: float = WATCHDOG_GRACE,
+        reaper: DialogReaper | None = None,
     ) -> None:
         self._services = services
         self._settings = services.settings.calls
@@ -115,8 +117,9 @@ class Dispatcher:
         self._poll_interval = poll_interval
         self._hangup_grace = hangup_grace
         self._watchdog_grace = watchdog_grace
-        self._recorder = CallRecorder(services)
+        self._recorder = CallRecorder(services, reaper)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._background: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
@@ -129,7 +132,12 @@ class Dispatcher:
     async def __aenter__(self) -> Dispatcher:
         if self.state is not DispatcherState.UNOPENED:
             raise RuntimeError(f"dispatcher is {self.state.value}; it cannot be started again")
-        await self._recorder.recover(self.node)
+        # What a crash left: read now, before this process claims anything under the same node
+        # id; ended in the background, as hanging its legs up may wait for silent far ends.
+        stale = await self._recorder.stale(self.node)
+        self._background.append(asyncio.create_task(self._recorder.interrupt(stale), name="recovery"))
+        if self._settings.checkpoint_interval > 0:
+            self._background.append(asyncio.create_task(self._checkpoints(), name="checkpoints"))
         self.state = DispatcherState.RUNNING
         self._unsubscribe = self._services.callback_service.subscribe(self.wake)
         self._services.shedder.attach(lambda: len(self._tasks))
@@ -169,6 +177,16 @@ class Dispatcher:
             task = asyncio.create_task(self._run(callback), name=f"callback-{callback.id}")
             self._tasks[callback.id] = task
             task.add_done_callback(functools.partial(self._done, callback.id))
+
+    async def _checkpoints(self) -> None:
+        """Every `calls.checkpoint_interval`: one UPDATE noting that the bridged calls this node
+        runs are still up (what a crash is charged for, `records.py`)."""
+        while True:
+            await asyncio.sleep(self._settings.checkpoint_interval)
+            try:
+                await self._recorder.checkpoint(list(self._tasks))
+            except Exception as exc:  # an outage: the next one will do
+                log.warning("dispatcher: talk checkpoint not stored: %s", exc)
 
     def _done(self, callback_id: str, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(callback_id, None)
@@ -218,8 +236,8 @@ class Dispatcher:
         `service/retry.py`), except on the way out of a cancelled task (`retry=False`)."""
 
         async def write() -> None:
-            if isinstance(result, str):
-                await self._recorder.fail(callback, result)
+            if isinstance(result, str):  # on shutdown the engine hung the legs up itself
+                await self._recorder.fail(callback, result, reap=result is not FailureReason.SHUTDOWN)
             else:
                 await self._recorder.finish(callback, result)
 
@@ -248,6 +266,9 @@ class Dispatcher:
         if self._tasks and self._settings.shutdown == "drain":
             await self._drain(self._settings.drain_timeout)
         await self._hangup_all()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         self.state = DispatcherState.CLOSED
         log.info("dispatcher %s stopped", self.node)
 

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from webcallback.config import Settings
-from webcallback.domain import TelephonyEngine
+from webcallback.domain import DialogReaper, TelephonyEngine
 from webcallback.service.container import LifespanHook, Services
 from webcallback.service.dispatcher import Dispatcher
 
@@ -24,6 +24,13 @@ def sip_engine(settings: Settings) -> TelephonyEngine:
     from webcallback.engines.sip import create_engine  # imports sippy: only when the engine is used
 
     return create_engine(settings.engine.sip)
+
+
+def sip_reaper(settings: Settings) -> DialogReaper:
+    """What hangs up the SIP legs a crashed process left (`engines/sip/reaper.py`)."""
+    from webcallback.engines.sip.reaper import create_reaper
+
+    return create_reaper(settings.engine.sip)
 
 
 def sip_listening() -> tuple[str, int] | None:
@@ -48,7 +55,8 @@ def telephony_hook(factory: EngineFactory = sip_engine, **dispatcher_options: fl
         services.metrics.watch_sip_workers(workers_up)
         services.health.watch_engine(lambda: bool(workers_up()))
         try:
-            async with Dispatcher(services, engine, **dispatcher_options):  # type: ignore[arg-type]
+            reaper = sip_reaper(services.settings) if services.settings.engine.kind == "sip" else None
+            async with Dispatcher(services, engine, reaper=reaper, **dispatcher_options):  # type: ignore[arg-type]
                 yield
         finally:
             services.metrics.watch_sip_workers(lambda: 0)

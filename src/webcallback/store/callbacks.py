@@ -43,6 +43,7 @@ class Callback:
     updated_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    talked_until: datetime | None = None  # the last checkpoint of a bridged call (talk proven)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -63,7 +64,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _row_to_callback(row: Any) -> Callback:
     data = dict(row._mapping)
-    for key in ("created_at", "updated_at", "started_at", "ended_at"):
+    for key in ("created_at", "updated_at", "started_at", "ended_at", "talked_until"):
         data[key] = _aware(data[key])
     return Callback(**data)
 
@@ -78,7 +79,7 @@ def _as_stored(row: dict[str, Any]) -> Callback:
     """The Callback a SELECT of the freshly inserted `row` would give: absent columns are NULL,
     datetimes are aware, and the Float column holds a float."""
     data: dict[str, Any] = {column.name: row.get(column.name) for column in callbacks.columns}
-    for key in ("created_at", "updated_at", "started_at", "ended_at"):
+    for key in ("created_at", "updated_at", "started_at", "ended_at", "talked_until"):
         data[key] = _aware(data[key])
     if data["max_duration"] is not None:
         data["max_duration"] = float(data["max_duration"])

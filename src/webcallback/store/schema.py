@@ -71,6 +71,9 @@ callbacks = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("ended_at", DateTime(timezone=True)),
+    # While bridged, the dispatcher notes every `calls.checkpoint_interval` that the call is still
+    # up: a crash is then charged for the talk up to here, not 0 (migration 0006).
+    Column("talked_until", DateTime(timezone=True)),
     # The daily cap and duplicate suppression read an account's recent callbacks (migration 0005).
     Index("ix_callbacks_account_created", "account_id", "created_at"),
 )

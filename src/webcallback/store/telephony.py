@@ -12,6 +12,7 @@ The dispatcher is the only writer; the status API and `calls show` read.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,12 +26,13 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     bindparam,
     select,
     update,
 )
 
-from webcallback.domain import CallOutcome, LegRecord, LegRole, LegState, ProgressEvent
+from webcallback.domain import CallOutcome, LegDialog, LegRecord, LegRole, LegState, ProgressEvent
 from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _aware, _row_to_callback
 from webcallback.store.db import Database
 from webcallback.store.prepared import Prepared, PreparedInsert
@@ -52,6 +54,9 @@ callback_legs = Table(
     Column("bridged_at", DateTime(timezone=True)),
     Column("ended_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # What a BYE (or CANCEL) of the leg needs while it is up, as JSON (`domain.LegDialog`);
+    # cleared when the leg ends. A restart ends the dialogs a crash left (migration 0006).
+    Column("dialog", Text),
 )
 
 _LEG_COLUMNS = ("setup_s", "ring_s", "talk_s", "sip_code")
@@ -163,6 +168,12 @@ class TelephonyStore:
         step = _STEP_COLUMN.get(event.state)
         if step is not None:
             values[step] = at
+        if event.refresh:  # only the dialog changed (a re-INVITE took a CSeq)
+            values = {"updated_at": values["updated_at"]}
+        if event.dialog is not None:
+            values["dialog"] = json.dumps(event.dialog.to_json())
+        elif event.state is LegState.ENDED:
+            values["dialog"] = None  # nothing left to hang up
         params = {"k_callback_id": event.callback_id, "k_role": event.leg.value}
         params.update({"v_" + name: value for name, value in values.items()})
         with self._db.begin() as conn:
@@ -195,7 +206,31 @@ class TelephonyStore:
             conn.execute(
                 update(callback_legs)
                 .where(callback_legs.c.callback_id == callback_id, callback_legs.c.state != "ended")
-                .values(state="ended", reason=reason, ended_by="error", ended_at=now, updated_at=now)
+                .values(
+                    state="ended", reason=reason, ended_by="error", ended_at=now, updated_at=now, dialog=None
+                )
+            )
+
+    def open_dialogs(self, callback_id: str) -> dict[LegRole, LegDialog]:
+        """The dialogs of the callback's legs that have not ended, as last stored."""
+        query = select(callback_legs.c.role, callback_legs.c.dialog).where(
+            callback_legs.c.callback_id == callback_id,
+            callback_legs.c.state != "ended",
+            callback_legs.c.dialog.is_not(None),
+        )
+        with self._db.connect() as conn:
+            rows = conn.execute(query).all()
+        return {LegRole(role): LegDialog.from_json(json.loads(text)) for role, text in rows}
+
+    def checkpoint(self, callback_ids: list[str], at: float) -> None:
+        """Note that these bridged callbacks were still talking at `at` (one statement)."""
+        if not callback_ids:
+            return
+        with self._db.begin() as conn:
+            conn.execute(
+                update(callbacks)
+                .where(callbacks.c.id.in_(callback_ids), callbacks.c.state == BRIDGED)
+                .values(talked_until=from_epoch(at))
             )
 
     # ---- CDR -------------------------------------------------------------------------------
@@ -217,7 +252,8 @@ class TelephonyStore:
     # ---- reading ---------------------------------------------------------------------------
 
     def legs(self, callback_id: str) -> dict[str, dict[str, Any]]:
-        query = select(callback_legs).where(callback_legs.c.callback_id == callback_id)
+        shown = [c for c in callback_legs.c if c.name != "dialog"]  # SIP internals, not for the API
+        query = select(*shown).where(callback_legs.c.callback_id == callback_id)
         with self._db.connect() as conn:
             rows = [_plain(r, _TIME_COLUMNS) for r in conn.execute(query).all()]
         out: dict[str, dict[str, Any]] = {}
