@@ -91,6 +91,7 @@ class CallbackService:
         with self._db.unit(keep_on=(ApiError,)):
             callback, queued = await self._accept(req)
         if queued:  # after the commit, so the dispatcher finds the row
+            self._callbacks.events.written()  # and the event streams their `callback.queued`
             for listener in list(self._queued_listeners):
                 listener(callback)
         return callback
