@@ -152,6 +152,9 @@ class WebhookDeliverer:
         return secret.reveal() if secret else None
 
     async def aclose(self) -> None:
+        """Let attempts in flight finish (at most `timeout`), so their outcome is logged."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=self._settings.timeout)
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
