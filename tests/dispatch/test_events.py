@@ -7,9 +7,11 @@ test's loop, with the dispatcher and the fake engine of tests/dispatch), and a w
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,14 +22,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from click.testing import CliRunner
 
 from tests.conftest import make_settings
 from tests.dispatch.conftest import Harness
+from webcallback.cli.main import main
 from webcallback.service.container import build_services
 from webcallback.service.dispatcher import Dispatcher
 from webcallback.service.maintenance import purge_events
 from webcallback.service.webhooks import webhooks_hook
-from webcallback.store.events import DELIVERED, EventStore
+from webcallback.store.events import DEAD, DELIVERED, EventStore
 from webcallback.web.app import create_app
 from webcallback.web.events import EventsApi
 
@@ -46,6 +50,7 @@ class Receiver:
     (a slow receiver). Records every request, with whether its signature verified."""
 
     fail_first: int = 0
+    secret: str = SECRET
     hold: threading.Event = field(default_factory=threading.Event)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,8 +76,13 @@ def receiver(rx: Receiver) -> Iterator[Receiver]:
             rx.hold.wait()
             with rx.lock:
                 status = 500 if len(rx.requests) < rx.fail_first else 200
-                rx.requests.append({"status": status, "verified": verify(SECRET, self.headers, body),
-                                    "event": json.loads(body)})  # fmt: skip
+                rx.requests.append(
+                    {
+                        "status": status,
+                        "verified": verify(rx.secret, self.headers, body),
+                        "event": json.loads(body),
+                    }
+                )
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -207,8 +217,14 @@ async def test_stream_heartbeats_refuses_past_its_bound_and_needs_the_token(harn
 
 
 def hook_settings(rx: Receiver, **more: str) -> dict[str, str]:
-    return {"API__TOKEN": TOKEN, "WEBHOOKS__URL": rx.url, "WEBHOOKS__SECRET": SECRET,
-            "WEBHOOKS__BACKOFF_INITIAL": "0.05", "WEBHOOKS__BACKOFF_MAX": "0.2", **more}  # fmt: skip
+    return {
+        "API__TOKEN": TOKEN,
+        "WEBHOOKS__URL": rx.url,
+        "WEBHOOKS__SECRET": SECRET,
+        "WEBHOOKS__BACKOFF_INITIAL": "0.05",
+        "WEBHOOKS__BACKOFF_MAX": "0.2",
+        **more,
+    }
 
 
 async def wait_until(cond: Any) -> None:
@@ -241,8 +257,12 @@ async def test_webhooks_are_signed_and_a_slow_receiver_does_not_delay_a_callback
 async def test_a_receiver_failing_three_times_gets_the_event_after_a_restart(sqlite_url: str) -> None:
     with receiver(Receiver(fail_first=3)) as rx:
         rx.hold.set()
-        env = hook_settings(rx, WEBHOOKS__EVENTS="callback.queued", WEBHOOKS__BACKOFF_INITIAL="0.2",
-                            WEBHOOKS__BACKOFF_MAX="0.2")  # fmt: skip
+        env = hook_settings(
+            rx,
+            WEBHOOKS__EVENTS="callback.queued",
+            WEBHOOKS__BACKOFF_INITIAL="0.2",
+            WEBHOOKS__BACKOFF_MAX="0.2",
+        )
         first = Harness(build_services(make_settings(sqlite_url, **env)))
         try:
             async with serving(first):
@@ -275,3 +295,50 @@ async def test_housekeeping_purges_old_events(harness: Harness) -> None:
     await asyncio.sleep(1.0)  # older than the retention (0.86 s)
     assert await purge_events(harness.services) == 1
     assert store.after(0) == []
+
+
+async def test_an_accounts_own_webhook_set_by_the_cli_and_a_dead_delivery_retried(sqlite_url: str) -> None:
+    with receiver(Receiver(fail_first=1, secret="acct-secret")) as rx:
+        rx.hold.set()
+        settings = {"SECRETS__KEY": base64.b64encode(os.urandom(32)).decode(), "WEBHOOKS__MAX_ATTEMPTS": "1"}
+        env = {f"WEBCALLBACK_{k}": v for k, v in settings.items()} | {"WEBCALLBACK_DATABASE__URL": sqlite_url}
+        runner = CliRunner()
+        added = runner.invoke(main, ["account", "add", "alice", "--password", "pw"], env=env)
+        assert added.exit_code == 0, added.output
+        bad = runner.invoke(main, ["account", "webhook", "alice", "--url", rx.url], env=env)
+        assert bad.exit_code == 2 and "https" in bad.output  # http only when allowed
+        args = [
+            "account",
+            "webhook",
+            "alice",
+            "--url",
+            rx.url,
+            "--allow-http",
+            "--secret-stdin",
+            "--events",
+            "callback.queued",
+        ]
+        made = runner.invoke(main, args, env=env, input="acct-secret\n")
+        assert made.exit_code == 0 and "(signed)" in made.output, made.output
+        shown = json.loads(runner.invoke(main, ["account", "webhook", "alice"], env=env).output)
+        assert shown == {"url": rx.url, "signed": True, "events": ["callback.queued"]}
+        harness = Harness(build_services(make_settings(sqlite_url, **settings)))
+        store = EventStore(harness.services.db)
+        try:
+            async with serving(harness):
+                callback = harness.queue(username="alice")
+                await wait_until(lambda: [r.state for r in store.outbox()] == [DEAD])
+            listed = runner.invoke(main, ["webhooks", "list", "--state", "dead"], env=env)
+            assert listed.exit_code == 0 and "callback.queued" in listed.output and "500" in listed.output
+            retried = runner.invoke(main, ["webhooks", "retry", "--dead"], env=env)
+            assert retried.output.strip() == "1 deliveries queued"
+            async with serving(harness):
+                await wait_until(lambda: [r.state for r in store.outbox()] == [DELIVERED])
+            (row,) = store.outbox()
+            log = runner.invoke(main, ["webhooks", "list", "--attempts", str(row.id)], env=env)
+            assert log.output.splitlines()[0].split() == ["AT", "STATUS", "SECONDS", "ERROR"]
+            assert [line.split()[2] for line in log.output.splitlines()[1:]] == ["500", "200"]
+        finally:
+            harness.services.close()
+        assert [(r["status"], r["verified"]) for r in rx.requests] == [(500, True), (200, True)]
+        assert rx.requests[1]["event"]["callback_id"] == callback.id and row.target == "account"

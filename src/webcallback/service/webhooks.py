@@ -23,13 +23,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
 from webcallback.config import WebhookSettings
 from webcallback.passwords import PasswordCipher
 from webcallback.service.container import Services
-from webcallback.store.events import ACCOUNT, DEAD, DELIVERED, PENDING, Delivery, EventStore
+from webcallback.store.events import ACCOUNT, DEAD, DELIVERED, PENDING, Delivery, EventStore, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -177,3 +178,66 @@ async def webhooks_hook(services: Services) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await deliverer.aclose()
+
+
+# ---- what the CLI manages ------------------------------------------------------------------
+
+
+def check_url(url: str, *, allow_http: bool = False) -> str:
+    """A webhook URL: `https://` (or `http://` when allowed) with a host; ValueError otherwise."""
+    parsed = httpx.URL(url)
+    schemes = ("https", "http") if allow_http else ("https",)
+    if parsed.scheme not in schemes or not parsed.host:
+        raise ValueError(f"{url!r} is not an {' or '.join(schemes)} URL")
+    return url
+
+
+def set_account_webhook(
+    services: Services, username: str, url: str, secret: str | None, events: tuple[str, ...]
+) -> None:
+    """Give `username` its own webhook (its secret encrypted with the password key)."""
+    from webcallback.config import EVENT_TYPES
+    from webcallback.store.events import AccountWebhook
+
+    unknown = [t for t in events if t not in EVENT_TYPES and not t.endswith(".")]
+    if unknown:
+        raise ValueError(f"unknown event type(s): {', '.join(unknown)}")
+    account = _account(services, username)
+    blob, kid = services.cipher.encrypt(username, secret) if secret else (None, None)
+    hook = AccountWebhook(url=url, secret_enc=blob, key_id=kid, events=events)
+    EventStore(services.db).set_account_webhook(account.id, hook)
+    services.callbacks.events.forget_accounts()
+
+
+def _account(services: Services, username: str) -> Any:
+    """The account, or LookupError."""
+    found = services.accounts.find(username)
+    if found is None:
+        raise LookupError(username)
+    return found
+
+
+def clear_account_webhook(services: Services, username: str) -> bool:
+    account = _account(services, username)
+    gone = EventStore(services.db).clear_account_webhook(account.id)
+    services.callbacks.events.forget_accounts()
+    return gone
+
+
+def account_webhook(services: Services, username: str) -> dict[str, object] | None:
+    hook = EventStore(services.db).account_webhook(username)
+    if hook is None:
+        return None
+    return {"url": hook.url, "signed": hook.secret_enc is not None, "events": list(hook.events)}
+
+
+def deliveries(services: Services, state: str | None, limit: int) -> list[OutboxRow]:
+    return EventStore(services.db).outbox(state, limit)
+
+
+def delivery_log(services: Services, box_id: int) -> list[dict[str, object]]:
+    return EventStore(services.db).attempts(box_id)
+
+
+def retry(services: Services, box_ids: tuple[int, ...], *, dead: bool) -> int:
+    return EventStore(services.db).retry(box_ids, dead=dead)
