@@ -12,10 +12,12 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -342,3 +344,55 @@ async def test_an_accounts_own_webhook_set_by_the_cli_and_a_dead_delivery_retrie
             harness.services.close()
         assert [(r["status"], r["verified"]) for r in rx.requests] == [(500, True), (200, True)]
         assert rx.requests[1]["event"]["callback_id"] == callback.id and row.target == "account"
+
+
+def add_account(harness: Harness, username: str, password: str) -> None:
+    enc, kid = harness.services.cipher.encrypt(username, password)
+    harness.services.accounts.add(username, password_enc=enc, key_id=kid, balance=Decimal(10))
+
+
+def signed_request(username: str, password: str, **params: str) -> dict[str, str]:
+    nonce = secrets.token_hex(8)
+    digest = hashlib.sha1((nonce + password).encode()).hexdigest()
+    return {"username": username, "nonce": nonce, "hash": digest, "callback": "+15559870001", **params}
+
+
+async def test_a_status_url_in_the_request_only_when_the_provider_allows_it(sqlite_url: str) -> None:
+    with receiver(Receiver()) as rx:
+        rx.hold.set()
+        key = base64.b64encode(os.urandom(32)).decode()
+        for allowed, to in ((False, "+15551230001"), (True, "+15551230002")):
+            env = {
+                "SECRETS__KEY": key,
+                "WEBHOOKS__SECRET": SECRET,
+                "WEBHOOKS__ALLOW_REQUEST_URL": str(allowed).lower(),
+                "WEBHOOKS__REQUEST_URL_PARAM": "hook",
+            }
+            if allowed:  # http only because configured so; https otherwise
+                https_only = Harness(build_services(make_settings(sqlite_url, **env)))
+                async with serving(https_only) as url, httpx.AsyncClient(timeout=GUARD) as http:
+                    add_account(https_only, "bob", "pw")
+                    r = await http.post(
+                        f"{url}/webcallback", json=signed_request("bob", "pw", to=to, hook=rx.url)
+                    )
+                https_only.services.close()
+                assert r.status_code == 400 and "https" in r.json()["message"]
+                env["WEBHOOKS__REQUEST_URL_ALLOW_HTTP"] = "true"
+            harness = Harness(build_services(make_settings(sqlite_url, **env)))
+            try:
+                async with serving(harness) as url, httpx.AsyncClient(timeout=GUARD) as http:
+                    if not allowed:
+                        add_account(harness, "alice", "pw")
+                    r = await http.post(
+                        f"{url}/webcallback", json=signed_request("alice", "pw", to=to, hook=rx.url)
+                    )
+                    assert r.status_code == 200, r.text
+                    callback_id = r.json()["id"]
+                    if allowed:
+                        await wait_until(lambda: rx.verified())
+                stored = harness.services.callbacks.get(callback_id)
+            finally:
+                harness.services.close()
+            assert stored.status_url == (rx.url if allowed else None)
+        assert [r["event"]["callback_id"] for r in rx.verified()] == [callback_id]
+        assert rx.verified()[0]["event"]["type"] == "callback.queued"

@@ -7,6 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
+
+
+def check_webhook_url(url: str, *, allow_http: bool = False) -> str:
+    """A webhook URL: `https://` (or `http://` when allowed) with a host; ValueError otherwise."""
+    parts = urlsplit(url)
+    schemes = ("https", "http") if allow_http else ("https",)
+    if parts.scheme not in schemes or not parts.hostname or len(url) > 2000:
+        raise ValueError(f"{url!r} is not an {' or '.join(schemes)} URL")
+    return url
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from webcallback.config import WebhookSettings
+from webcallback.domain.events import check_webhook_url
 from webcallback.passwords import PasswordCipher
 from webcallback.service.container import Services
 from webcallback.store.events import ACCOUNT, DEAD, DELIVERED, PENDING, Delivery, EventStore, OutboxRow
@@ -183,13 +184,7 @@ async def webhooks_hook(services: Services) -> AsyncIterator[None]:
 # ---- what the CLI manages ------------------------------------------------------------------
 
 
-def check_url(url: str, *, allow_http: bool = False) -> str:
-    """A webhook URL: `https://` (or `http://` when allowed) with a host; ValueError otherwise."""
-    parsed = httpx.URL(url)
-    schemes = ("https", "http") if allow_http else ("https",)
-    if parsed.scheme not in schemes or not parsed.host:
-        raise ValueError(f"{url!r} is not an {' or '.join(schemes)} URL")
-    return url
+check_url = check_webhook_url
 
 
 def set_account_webhook(
