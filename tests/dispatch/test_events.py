@@ -13,12 +13,14 @@ import hmac
 import json
 import os
 import secrets
+import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +30,7 @@ from click.testing import CliRunner
 
 from tests.conftest import make_settings
 from tests.dispatch.conftest import Harness
+from tests.dispatch.service_process import running_service, service_env
 from webcallback.cli.main import main
 from webcallback.service.container import build_services
 from webcallback.service.dispatcher import Dispatcher
@@ -396,3 +399,37 @@ async def test_a_status_url_in_the_request_only_when_the_provider_allows_it(sqli
             assert stored.status_url == (rx.url if allowed else None)
         assert [r["event"]["callback_id"] for r in rx.verified()] == [callback_id]
         assert rx.verified()[0]["event"]["type"] == "callback.queued"
+
+
+@pytest.mark.slow
+def test_webcallback_run_streams_events_and_stops_with_a_stream_open(sqlite_url: str, tmp_path: Path) -> None:
+    """The child's own write wakes the stream (no poll for an hour); SIGTERM ends the stream, so
+    uvicorn, which waits for open responses, still shuts down."""
+    env = service_env(
+        sqlite_url,
+        ENGINE__KIND="none",
+        BILLING__ENABLED="false",
+        API__TOKEN=TOKEN,
+        EVENTS__HEARTBEAT="3600",
+        EVENTS__POLL_INTERVAL="3600",
+    )
+    with running_service(env, tmp_path) as service:
+        added = service.cli(
+            "account", "add", "alice", "--password", "pw", "--callback-number", "+15559870001", "--credit", "5"
+        )
+        assert added.returncode == 0, added.stderr
+        with (
+            httpx.Client(timeout=GUARD) as http,
+            http.stream("GET", f"{service.url}/api/v1/events", headers=AUTH) as response,
+        ):
+            lines = response.iter_lines()
+            assert next(lines) == ": stream open"
+            accepted = service.request_callback("alice", "pw", "+15551230001")
+            assert accepted.status_code == 200, accepted.text
+            event = [next(lines) for _ in range(4)]  # the blank line after the comment, then the event
+            assert event[:3] == ["", "id: 1", "event: callback.queued"]
+            assert json.loads(event[3].removeprefix("data: "))["callback_id"] == accepted.json()["id"]
+            service.proc.send_signal(signal.SIGTERM)
+            rest = list(lines)  # ends when the service ends the stream
+        assert service.proc.wait(GUARD) in (0, -signal.SIGTERM), service.stderr
+        assert "Application shutdown complete" in service.stderr and rest == [""]
