@@ -415,7 +415,15 @@ def test_webcallback_run_streams_events_and_stops_with_a_stream_open(sqlite_url:
     )
     with running_service(env, tmp_path) as service:
         added = service.cli(
-            "account", "add", "alice", "--password", "pw", "--callback-number", "+15559870001", "--credit", "5"
+            "account",
+            "add",
+            "alice",
+            "--password",
+            "pw",
+            "--callback-number",
+            "+15559870001",
+            "--credit",
+            "5",
         )
         assert added.returncode == 0, added.stderr
         with (
