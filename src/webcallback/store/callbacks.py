@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import CompileError
 
 from webcallback.domain.events import NewEvent
 from webcallback.store.db import Database
-from webcallback.store.prepared import PreparedInsert
+from webcallback.store.prepared import Prepared, PreparedInsert
 from webcallback.store.schema import callbacks
 
 if TYPE_CHECKING:
@@ -60,10 +60,12 @@ class Callback:
 QUEUED_EVENT = "callback.queued"
 
 
+_USERNAME = Prepared(select(callbacks.c.username).where(callbacks.c.id == bindparam("k_id")))
+
+
 def username_of(conn: Connection, callback_id: str) -> str | None:
     """The account (username) of a callback, for its events."""
-    query = select(callbacks.c.username).where(callbacks.c.id == callback_id)
-    found: str | None = conn.execute(query).scalar()
+    found: str | None = _USERNAME.execute(conn, {"k_id": callback_id}).scalar()
     return found
 
 

@@ -44,6 +44,7 @@ from sqlalchemy import (
 from webcallback.domain.events import Event, EventFilter, NewEvent
 from webcallback.store.callbacks import _aware
 from webcallback.store.db import Database
+from webcallback.store.prepared import PreparedInsert
 from webcallback.store.schema import accounts, callbacks, metadata
 
 events = Table(
@@ -106,6 +107,11 @@ _ORDER_LOCK = 7_007_007  # the PostgreSQL advisory lock key that orders event id
 ACCOUNT_CACHE_SECONDS = 5.0  # how stale the writer's copy of `account_webhooks` may be
 
 
+# Written with every state change (up to ten per callback): prepared once (store/prepared.py).
+_INSERT_EVENT = PreparedInsert(events)
+_INSERT_BOX = PreparedInsert(webhook_outbox)
+
+
 def wants(types: Sequence[str], event_type: str) -> bool:
     return not types or any(event_type == t or (t.endswith(".") and event_type.startswith(t)) for t in types)
 
@@ -140,15 +146,9 @@ class EventWriter:
         hooks = self._account_hooks(conn)
         status_urls = self._status_urls(conn, {e.callback_id for e in new})
         for event in new:
-            event_id = conn.execute(
-                insert(events).values(
-                    callback_id=event.callback_id,
-                    account=event.account,
-                    type=event.type,
-                    at=now,
-                    data=json.dumps(event.data, separators=(",", ":"), default=str),
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
+            row = {"callback_id": event.callback_id, "account": event.account, "type": event.type, "at": now,
+                   "data": json.dumps(event.data, separators=(",", ":"), default=str)}  # fmt: skip
+            event_id = self._insert_event(conn, row)
             rows = []
             routing = self.routing
             if routing.global_url and wants(routing.global_types, event.type):
@@ -160,18 +160,18 @@ class EventWriter:
                 rows.append((CALLBACK, url))
             for target, url in rows:
                 self._outbox_written = True
-                conn.execute(
-                    insert(webhook_outbox).values(
-                        event_id=event_id,
-                        target=target,
-                        account=event.account,
-                        url=url,
-                        state=PENDING,
-                        attempts=0,
-                        next_at=now,
-                        created_at=now,
-                    )
-                )
+                box = {"event_id": event_id, "target": target, "account": event.account, "url": url,
+                       "state": PENDING, "attempts": 0, "next_at": now, "created_at": now}  # fmt: skip
+                _INSERT_BOX.execute(conn, box)
+
+    @staticmethod
+    def _insert_event(conn: Connection, row: dict[str, Any]) -> int:
+        if conn.dialect.name == "sqlite":  # on the event loop: the prepared path (~5x cheaper)
+            event_id = _INSERT_EVENT.execute(conn, row).lastrowid
+        else:
+            event_id = conn.execute(insert(events).values(row).returning(events.c.id)).scalar_one()
+        assert event_id is not None
+        return int(event_id)
 
     def written(self) -> None:
         outbox, self._outbox_written = self._outbox_written, False

@@ -113,6 +113,13 @@ _FINISH = Prepared(
 )
 
 
+_LEG_STATE = Prepared(
+    select(callback_legs.c.state).where(
+        callback_legs.c.callback_id == bindparam("k_callback_id"), callback_legs.c.role == bindparam("k_role")
+    )
+)
+
+
 def _leg_update(columns: tuple[str, ...]) -> Prepared:
     prepared = _leg_updates.get(columns)
     if prepared is None:
@@ -204,10 +211,7 @@ class TelephonyStore:
 
     @staticmethod
     def _leg_state(conn: Any, callback_id: str, role: str) -> str | None:
-        query = select(callback_legs.c.state).where(
-            callback_legs.c.callback_id == callback_id, callback_legs.c.role == role
-        )
-        found: str | None = conn.execute(query).scalar()
+        found: str | None = _LEG_STATE.execute(conn, {"k_callback_id": callback_id, "k_role": role}).scalar()
         return found
 
     def record_final_legs(
