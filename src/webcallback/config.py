@@ -461,6 +461,82 @@ class BillingSettings:
     )
 
 
+EVENT_TYPES = (
+    "callback.queued",
+    "callback.dialing",
+    "callback.bridged",
+    "callback.completed",
+    "callback.failed",
+    "leg.trying",
+    "leg.ringing",
+    "leg.answered",
+    "leg.bridged",
+    "leg.ended",
+)
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    retention_days: float = doc(
+        "Days events (and their webhook deliveries) are kept; housekeeping purges older ones. "
+        "0 keeps them for ever.",
+        7.0,
+    )
+    heartbeat: float = doc(
+        "Seconds between heartbeat comments on an idle `/api/v1/events` stream (proxies close "
+        "silent connections).",
+        15.0,
+    )
+    max_streams: int = doc(
+        "Event streams this node serves at once; one more is refused with 503.", 100
+    )
+    poll_interval: float = doc(
+        "Seconds between this node's single look for events written by other processes (other "
+        "nodes, the CLI) while streams are open; its own writes wake the streams at once.",
+        2.0,
+    )
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str | None = doc(
+        "URL every selected event is POSTed to (JSON); unset: no global webhook (accounts may "
+        "still have their own, `webcallback account webhook`).",
+        None,
+    )
+    secret: Secret | None = doc(
+        "Key of the HMAC-SHA256 signature (`Webcallback-Signature`) of the global webhook's "
+        "deliveries, and of per-callback status URLs' ones; unset: deliveries are not signed.",
+        None,
+    )
+    events: tuple[str, ...] = doc(
+        "Event types delivered to the global webhook; empty: all of them. Types: "
+        + ", ".join(f"`{t}`" for t in EVENT_TYPES)
+        + ".",
+        (),
+    )
+    timeout: float = doc("Seconds one delivery may take before it counts as failed.", 10.0)
+    max_attempts: int = doc(
+        "Attempts per delivery before it is given up (`dead`; `webcallback webhooks retry` "
+        "re-queues it).",
+        10,
+    )
+    backoff_initial: float = doc(
+        "Seconds before the second attempt; each later wait doubles, up to `backoff_max`.", 2.0
+    )
+    backoff_max: float = doc("Longest wait between two attempts, in seconds.", 600.0)
+    concurrency: int = doc("Deliveries in flight at once, per node.", 8)
+    allow_request_url: bool = doc(
+        "Let the app's request name a per-callback status URL (parameter `request_url_param`), "
+        "which then gets that callback's events, signed with `secret`.",
+        False,
+    )
+    request_url_param: str = doc("Name of the request's per-callback status URL parameter.", "statusUrl")
+    request_url_allow_http: bool = doc(
+        "Accept `http://` per-callback status URLs, not only `https://` (labs only).", False
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -474,6 +550,8 @@ class Settings:
     calls: CallSettings = field(default_factory=CallSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    events: EventSettings = field(default_factory=EventSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
 
 # ---- loading -------------------------------------------------------------------------------

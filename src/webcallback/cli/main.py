@@ -16,6 +16,7 @@ from webcallback.cli.provision_cmd import provision
 from webcallback.cli.rates_cmd import rates
 from webcallback.cli.security_cmd import security
 from webcallback.cli.server_cmd import config_group, run
+from webcallback.cli.webhooks_cmd import account_webhook, webhooks_group
 
 
 @click.group()
@@ -36,3 +37,5 @@ main.add_command(billing_group)
 main.add_command(client)
 main.add_command(provision)
 main.add_command(security)
+main.add_command(webhooks_group)
+account.add_command(account_webhook)

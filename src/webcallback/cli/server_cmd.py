@@ -129,7 +129,9 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
         **tls,
     )
     services = app.state.services
-    ServiceServer(config, settings, ready_file, hurry=services.stop_draining.set).run(sockets=[sock])
+    server = ServiceServer(config, settings, ready_file, hurry=services.stop_draining.set,
+                           stopping=services.events.close)  # fmt: skip
+    server.run(sockets=[sock])
     lock.release()
 
 

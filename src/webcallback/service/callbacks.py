@@ -21,6 +21,7 @@ from typing import Protocol
 from webcallback import geoip
 from webcallback.config import Settings
 from webcallback.domain import Admission
+from webcallback.domain.events import check_webhook_url
 from webcallback.errors import NOT_ENOUGH_CREDIT, ApiError, BadRequest, Forbidden
 from webcallback.numbers import to_e164
 from webcallback.security.guard import SecurityGuard
@@ -37,6 +38,7 @@ class CallbackRequest:
     target: str | None
     callback: str | None
     client_ip: str
+    status_url: str | None = None  # the app's per-callback status URL (`[webhooks] allow_request_url`)
 
 
 class CreditGate(Protocol):
@@ -91,6 +93,7 @@ class CallbackService:
         with self._db.unit(keep_on=(ApiError,)):
             callback, queued = await self._accept(req)
         if queued:  # after the commit, so the dispatcher finds the row
+            self._callbacks.events.written()  # and the event streams their `callback.queued`
             for listener in list(self._queued_listeners):
                 listener(callback)
         return callback
@@ -131,6 +134,7 @@ class CallbackService:
         callback_id: str,
         country: str | None,
     ) -> Callback:
+        status_url = self._status_url(req.status_url)
         admission = await self._credit.admit(account, destination, callback, callback_id)
         queued = await self._db.run(
             self._callbacks.create,
@@ -142,8 +146,20 @@ class CallbackService:
             client_ip=req.client_ip,
             country=country,
             max_duration=admission.max_duration,
+            status_url=status_url,
         )
         return queued
+
+    def _status_url(self, url: str | None) -> str | None:
+        """The request's status URL when the provider allows them (else it is ignored)."""
+        hooks = self._settings.webhooks
+        if not url or not hooks.allow_request_url:
+            return None
+        try:
+            return check_webhook_url(url, allow_http=hooks.request_url_allow_http)
+        except ValueError:
+            allowed = "an http(s)" if hooks.request_url_allow_http else "an https"
+            raise BadRequest(f"The status URL must be {allowed} URL.", error_id="bad-status-url") from None
 
     @staticmethod
     def _callback_number(raw: str | None, region: str) -> str:

@@ -18,12 +18,14 @@ from webcallback.security.keys import keys_in_use
 from webcallback.security.spend import ChargesSpendMeter
 from webcallback.service.auth import Authenticator
 from webcallback.service.callbacks import CallbackService, PositiveBalanceGate
+from webcallback.service.events import EventBus
 from webcallback.service.health import Health
 from webcallback.service.metrics import Metrics
 from webcallback.service.shedding import LoadShedder
 from webcallback.store.accounts import AccountStore
 from webcallback.store.callbacks import Callback, CallbackStore
 from webcallback.store.db import Database
+from webcallback.store.events import EventWriter, Routing
 
 
 def check_key_file(settings: Settings, db: Database) -> None:
@@ -69,6 +71,8 @@ class Services:
     health: Health
     # Admission control: refuses callbacks this node could not start within `calls.max_queue_wait`.
     shedder: LoadShedder
+    # Wakes the event streams and the webhook deliverer when events are written.
+    events: EventBus
     # Called by the dispatcher once per callback after its final state is stored (billing settles
     # here, webhooks fire here). Each hook must not raise; the dispatcher logs and goes on if it does.
     on_callback_finished: list[FinishedHook] = field(default_factory=list)
@@ -108,7 +112,13 @@ def build_services(settings: Settings, *, migrate: bool = True, prepare: bool = 
     billing = BillingService(settings, db) if settings.billing.enabled else None
     # The daily spend cap reads billing's charges; without billing there is nothing to cap.
     guard = SecurityGuard(settings, db, spend_meter=ChargesSpendMeter(db) if billing else None)
-    callbacks = CallbackStore(db)
+    hooks = settings.webhooks
+    routing = Routing(global_url=hooks.url, global_types=hooks.events, callback_urls=hooks.allow_request_url)
+    writer = EventWriter(routing)
+    callbacks = CallbackStore(db, writer)
+    bus = EventBus(db, settings.events)
+    writer.on_written.append(bus.written)
+    writer.on_outbox.append(bus.outbox_written)
     shedder = LoadShedder(settings.calls)
     services = Services(
         settings=settings,
@@ -125,6 +135,7 @@ def build_services(settings: Settings, *, migrate: bool = True, prepare: bool = 
         billing=billing,
         metrics=metrics,
         health=Health(db, shedder),
+        events=bus,
     )
     # The per-user concurrency slot is given back when the callback ends.
     services.on_callback_finished.append(guard.on_callback_finished)

@@ -1,4 +1,5 @@
-"""Housekeeping while the service runs: forget used nonces older than `auth.nonce_window`, and on
+"""Housekeeping while the service runs: forget used nonces older than `auth.nonce_window` and
+events older than `events.retention_days` (with their webhook deliveries), and on
 SQLite checkpoint the write-ahead log in a background thread (`Database.start_checkpointer`).
 
 Without the pruning `used_nonces` grows by one row per salted-hash request forever. Every node may
@@ -28,7 +29,22 @@ async def prune_nonces_forever(services: Services, every: float = PRUNE_EVERY) -
                 log.info("forgot %d used nonces older than %ss", removed, services.settings.auth.nonce_window)
         except Exception:  # a database hiccup must not end housekeeping for good
             log.exception("pruning used nonces failed")
+        await purge_events(services)
         await asyncio.sleep(every)
+
+
+async def purge_events(services: Services) -> int:
+    days = services.settings.events.retention_days
+    if days <= 0:
+        return 0
+    try:
+        removed = await services.db.run(services.events.store.purge, days)
+    except Exception:
+        log.exception("purging old events failed")
+        return 0
+    if removed:
+        log.info("purged %d events older than %s days", removed, days)
+    return removed
 
 
 @contextlib.asynccontextmanager

@@ -48,11 +48,11 @@ class CallRecorder:
         self._db = services.db
         self._metrics = services.metrics
         self._reaper = reaper
-        self.store = TelephonyStore(services.db)
+        self.store = TelephonyStore(services.db, services.callbacks.events)
 
     async def progress(self, callback: Callback, event: ProgressEvent) -> None:
         number = callback.callback if event.leg is LegRole.CALLBACK else callback.destination
-        await self._db.run(self.store.record_progress, event, number)
+        await self._db.run(self.store.record_progress, event, number, callback.username)
         if event.refresh:
             return
         self._metrics.progress(event)
@@ -60,7 +60,7 @@ class CallRecorder:
             await self._db.run(self._services.callbacks.transition, callback.id, DIALING, BRIDGED)
 
     async def finish(self, callback: Callback, outcome: CallOutcome) -> None:
-        await self._db.run(self.store.record_final_legs, callback.id, outcome.legs)
+        await self._db.run(self.store.record_final_legs, callback.id, outcome.legs, callback.username)
         state = COMPLETED if outcome.completed else FAILED
         stored = await self._db.run(self.store.finish, callback, state, outcome)
         if not stored:

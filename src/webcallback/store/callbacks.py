@@ -9,14 +9,18 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import CompileError
 
+from webcallback.domain.events import NewEvent
 from webcallback.store.db import Database
-from webcallback.store.prepared import PreparedInsert
+from webcallback.store.prepared import Prepared, PreparedInsert
 from webcallback.store.schema import callbacks
+
+if TYPE_CHECKING:
+    from webcallback.store.events import EventWriter
 
 QUEUED = "queued"
 DIALING = "dialing"
@@ -44,12 +48,25 @@ class Callback:
     started_at: datetime | None
     ended_at: datetime | None
     talked_until: datetime | None = None  # the last checkpoint of a bridged call (talk proven)
+    status_url: str | None = None  # where this callback's events are POSTed (the app's request named it)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in self.__dict__.items():
             out[key] = value.isoformat() if isinstance(value, datetime) else value
         return out
+
+
+QUEUED_EVENT = "callback.queued"
+
+
+_USERNAME = Prepared(select(callbacks.c.username).where(callbacks.c.id == bindparam("k_id")))
+
+
+def username_of(conn: Connection, callback_id: str) -> str | None:
+    """The account (username) of a callback, for its events."""
+    found: str | None = _USERNAME.execute(conn, {"k_id": callback_id}).scalar()
+    return found
 
 
 def new_callback_id() -> str:
@@ -87,8 +104,14 @@ def _as_stored(row: dict[str, Any]) -> Callback:
 
 
 class CallbackStore:
-    def __init__(self, db: Database) -> None:
+    """`events`: writes `callback.<state>` with each change (store/events.py; imported late, as
+    that module reads this one)."""
+
+    def __init__(self, db: Database, events: EventWriter | None = None) -> None:
+        from webcallback.store.events import EventWriter
+
         self._db = db
+        self.events = events or EventWriter()
 
     def create(self, **values: Any) -> Callback:
         """Insert a queued callback and return it as stored. The row is built here, so it is not
@@ -98,8 +121,11 @@ class CallbackStore:
         row.setdefault("id", new_callback_id())
         if unknown := row.keys() - _COLUMN_NAMES:
             raise CompileError(f"Unconsumed column names: {', '.join(sorted(unknown))}")
+        data = {"destination": row.get("destination"), "callback": row.get("callback")}
         with self._db.begin() as conn:
             _INSERT.execute(conn, row)
+            self.events.write(conn, [NewEvent(QUEUED_EVENT, row["id"], row.get("username"), data)])
+        self.events.written()  # inside a `Database.unit` the commit comes later: the service tells again
         return _as_stored(row)
 
     def find(self, callback_id: str) -> Callback | None:
@@ -154,7 +180,14 @@ class CallbackStore:
                 .where(callbacks.c.id == callback_id, callbacks.c.state == from_state)
                 .values(state=to_state, **extra)
             )
-        return result.rowcount == 1
+            moved = result.rowcount == 1
+            if moved:
+                data = {k: v for k, v in values.items() if k in ("node", "reason")}
+                event = NewEvent(f"callback.{to_state}", callback_id, username_of(conn, callback_id), data)
+                self.events.write(conn, [event])
+        if moved:
+            self.events.written()
+        return moved
 
     def count_in_flight(self, account_id: int) -> int:
         with self._db.connect() as conn:

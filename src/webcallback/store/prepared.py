@@ -104,6 +104,8 @@ class Result:
         self._compiled = compiled
         self._cursor = cursor
         self.rowcount: int = cursor.rowcount
+        # The row id an INSERT gave (SQLite; PostgreSQL's driver has none: use RETURNING there).
+        self.lastrowid: int | None = getattr(cursor, "lastrowid", None)
 
     def first(self) -> dict[str, Any] | None:
         raw = self._cursor.fetchone()

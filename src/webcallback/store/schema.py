@@ -19,6 +19,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -74,6 +75,9 @@ callbacks = Table(
     # While bridged, the dispatcher notes every `calls.checkpoint_interval` that the call is still
     # up: a crash is then charged for the talk up to here, not 0 (migration 0006).
     Column("talked_until", DateTime(timezone=True)),
+    # A status URL the app's request named, for this callback's events (`[webhooks]
+    # allow_request_url`; migration 0007).
+    Column("status_url", Text),
     # The daily cap and duplicate suppression read an account's recent callbacks (migration 0005).
     Index("ix_callbacks_account_created", "account_id", "created_at"),
 )

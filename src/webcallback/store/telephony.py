@@ -33,8 +33,10 @@ from sqlalchemy import (
 )
 
 from webcallback.domain import CallOutcome, LegDialog, LegRecord, LegRole, LegState, ProgressEvent
-from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _aware, _row_to_callback
+from webcallback.domain.events import NewEvent
+from webcallback.store.callbacks import BRIDGED, DIALING, Callback, _aware, _row_to_callback, username_of
 from webcallback.store.db import Database
+from webcallback.store.events import EventWriter
 from webcallback.store.prepared import Prepared, PreparedInsert
 from webcallback.store.schema import callbacks, metadata
 
@@ -111,6 +113,13 @@ _FINISH = Prepared(
 )
 
 
+_LEG_STATE = Prepared(
+    select(callback_legs.c.state).where(
+        callback_legs.c.callback_id == bindparam("k_callback_id"), callback_legs.c.role == bindparam("k_role")
+    )
+)
+
+
 def _leg_update(columns: tuple[str, ...]) -> Prepared:
     prepared = _leg_updates.get(columns)
     if prepared is None:
@@ -146,13 +155,24 @@ class CallbackRecord:
     cdr: dict[str, Any] | None
 
 
+def _leg_data(role: str, values: dict[str, Any]) -> dict[str, Any]:
+    data = {"leg": role}
+    keys = ("number", "sip_code", "reason", "ended_by")
+    data.update({k: values[k] for k in keys if values.get(k) is not None})
+    return data
+
+
 class TelephonyStore:
-    def __init__(self, db: Database) -> None:
+    """`events`: writes `leg.<state>` when a leg's state changes and `callback.<state>` when the
+    callback ends, in the transaction of the change."""
+
+    def __init__(self, db: Database, events: EventWriter | None = None) -> None:
         self._db = db
+        self.events = events or EventWriter()
 
     # ---- progress --------------------------------------------------------------------------
 
-    def record_progress(self, event: ProgressEvent, number: str) -> None:
+    def record_progress(self, event: ProgressEvent, number: str, account: str | None = None) -> None:
         """Create or update the leg's row with one step. Events about the whole callback
         (`leg is None`) are not leg rows; the dispatcher handles them."""
         if event.leg is None:
@@ -177,11 +197,26 @@ class TelephonyStore:
         params = {"k_callback_id": event.callback_id, "k_role": event.leg.value}
         params.update({"v_" + name: value for name, value in values.items()})
         with self._db.begin() as conn:
+            before = None if event.refresh else self._leg_state(conn, event.callback_id, event.leg.value)
             if _leg_update(tuple(values)).execute(conn, params).rowcount == 0:
                 row = {"callback_id": event.callback_id, "role": event.leg.value, "number": number, **values}
                 _INSERT_LEG.execute(conn, row)
+            changed = not event.refresh and before != event.state.value
+            if changed:
+                who = account or username_of(conn, event.callback_id)
+                data = _leg_data(event.leg.value, {"number": number, **values})
+                self.events.write(conn, [NewEvent(f"leg.{event.state.value}", event.callback_id, who, data)])
+        if changed:
+            self.events.written()
 
-    def record_final_legs(self, callback_id: str, legs: dict[LegRole, LegRecord]) -> None:
+    @staticmethod
+    def _leg_state(conn: Any, callback_id: str, role: str) -> str | None:
+        found: str | None = _LEG_STATE.execute(conn, {"k_callback_id": callback_id, "k_role": role}).scalar()
+        return found
+
+    def record_final_legs(
+        self, callback_id: str, legs: dict[LegRole, LegRecord], account: str | None = None
+    ) -> None:
         """Close each dialled leg's row with the engine's final account (it wins over a lost
         event). `LegRecord.final_state` may name the furthest state reached (e.g. `bridged`); the
         row's state becomes `ended` and the steps keep their times. Legs never dialled get no row."""
@@ -197,12 +232,18 @@ class TelephonyStore:
                 reason=leg.reason,
                 ended_by=leg.ended_by,
             )
-            self.record_progress(event, leg.number)
+            self.record_progress(event, leg.number, account)
 
     def close_open_legs(self, callback_id: str, reason: str) -> None:
         """Mark legs that never reported an end as ended (after a crash or an engine error)."""
         now = datetime.now(UTC)
+        open_legs = select(callback_legs.c.role, callback_legs.c.number).where(
+            callback_legs.c.callback_id == callback_id, callback_legs.c.state != "ended"
+        )
         with self._db.begin() as conn:
+            legs = conn.execute(open_legs).all()
+            if not legs:
+                return
             conn.execute(
                 update(callback_legs)
                 .where(callback_legs.c.callback_id == callback_id, callback_legs.c.state != "ended")
@@ -210,6 +251,14 @@ class TelephonyStore:
                     state="ended", reason=reason, ended_by="error", ended_at=now, updated_at=now, dialog=None
                 )
             )
+            who = username_of(conn, callback_id)
+            values = {"reason": reason, "ended_by": "error"}
+            ended = [
+                NewEvent("leg.ended", callback_id, who, _leg_data(role, {"number": number, **values}))
+                for role, number in legs
+            ]
+            self.events.write(conn, ended)
+        self.events.written()
 
     def open_dialogs(self, callback_id: str) -> dict[LegRole, LegDialog]:
         """The dialogs of the callback's legs that have not ended, as last stored."""
@@ -247,6 +296,9 @@ class TelephonyStore:
                 return False
             row = _cdr_row(callback, outcome, now)
             _INSERT_CDR.execute(conn, row)
+            data = {"reason": str(outcome.reason), "bridged_s": outcome.bridged_s}
+            self.events.write(conn, [NewEvent(f"callback.{state}", callback.id, callback.username, data)])
+        self.events.written()
         return True
 
     # ---- reading ---------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class WebCallbackApi:
                 target=pick(values, names.target, "destination number"),
                 callback=pick(values, names.callback, "callback number"),
                 client_ip=api_input.client.address,
+                status_url=values.get(self.settings.webhooks.request_url_param),
             )
         )
 

@@ -5,6 +5,7 @@ readiness notification (`sd_notify`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
@@ -60,13 +61,20 @@ class ServiceServer(ReadyServer):
 
     - a second SIGINT/SIGTERM while the service shuts down calls `hurry` (the dispatcher stops
       draining and hangs the calls up at once); a third is uvicorn's own forced exit;
+    - the first signal calls `stopping` (the event streams end, else uvicorn would wait on them);
     - `READY=1` to systemd once started, `STOPPING=1` when the shutdown begins."""
 
     def __init__(
-        self, config: uvicorn.Config, settings: Settings, ready_file: Path | None, hurry: Callable[[], None]
+        self,
+        config: uvicorn.Config,
+        settings: Settings,
+        ready_file: Path | None,
+        hurry: Callable[[], None],
+        stopping: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config, settings, ready_file)
         self._hurry = hurry
+        self._stopping = stopping
         self._hurried = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -77,6 +85,9 @@ class ServiceServer(ReadyServer):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.should_exit:
             notify("STOPPING=1\nSTATUS=stopping: draining calls (a second signal hangs them up)")
+            if self._stopping is not None:  # end the event streams: uvicorn waits for open responses
+                with contextlib.suppress(RuntimeError):
+                    asyncio.get_running_loop().call_soon_threadsafe(self._stopping)
         elif not self._hurried:
             self._hurried = True
             self._captured_signals.append(sig)  # uvicorn re-raises it on exit

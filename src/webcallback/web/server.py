@@ -1,5 +1,6 @@
 """Builds the ASGI app for `webcallback run` from settings: services, the status API, and the
-lifespan hooks, in order: housekeeping; the phone lab's phones (first run, no trunk); the engine and
+lifespan hooks, in order: housekeeping; the webhook deliverer (and the event streams' bus); the phone
+lab's phones (first run, no trunk); the engine and
 dispatcher (`[engine] kind = "sip"`); then the lab's demo account and instructions. They stop in
 reverse, so the dispatcher drains or hangs up before the engine and the lab's phones stop."""
 
@@ -12,7 +13,9 @@ from webcallback.lab.demo import plan_lab
 from webcallback.service.container import LifespanHook, build_services
 from webcallback.service.maintenance import housekeeping
 from webcallback.service.telephony import EngineFactory, sip_engine, telephony_hook
+from webcallback.service.webhooks import webhooks_hook
 from webcallback.web.app import create_app
+from webcallback.web.events import EventsApi
 from webcallback.web.status import StatusApi
 
 
@@ -22,13 +25,14 @@ def build_app(
     """`prepare`: as `webcallback run` starts (see `build_services`); else the schema is upgraded."""
     settings, lab = plan_lab(settings)
     services = build_services(settings, prepare=prepare)
-    hooks: list[LifespanHook] = [housekeeping]
+    hooks: list[LifespanHook] = [housekeeping, webhooks_hook]
     if lab is not None:
         hooks.append(lab.phones_hook)
     if settings.engine.kind != "none":
         hooks.append(telephony_hook(engine_factory))
     if lab is not None:
         hooks.append(lab.announce_hook)
-    app = create_app(services, extra_routes=StatusApi(services).routes(), lifespan_hooks=hooks)
+    routes = [*StatusApi(services).routes(), *EventsApi(services).routes()]
+    app = create_app(services, extra_routes=routes, lifespan_hooks=hooks)
     app.state.services = services  # for `webcallback run`: the second signal's stop_draining
     return app

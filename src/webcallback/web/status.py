@@ -26,7 +26,7 @@ class StatusApi:
         self._db = services.db
         self._status = StatusService(services.db)
 
-    def _authorise(self, request: Request) -> None:
+    def authorise(self, request: Request) -> None:
         if self._token is None:
             raise NotFound("Not Found", error_id="not-found")
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -34,7 +34,7 @@ class StatusApi:
             raise AuthenticationFailed("A valid bearer token is needed.", error_id="bad-token")
 
     async def show(self, request: Request) -> Response:
-        self._authorise(request)
+        self.authorise(request)
         callback_id = request.path_params["callback_id"]
         view = await self._db.run(self._status.show, callback_id)
         if view is None:
@@ -42,7 +42,7 @@ class StatusApi:
         return JSONResponse(view)
 
     async def recent(self, request: Request) -> Response:
-        self._authorise(request)
+        self.authorise(request)
         limit = request.query_params.get("limit", "50")
         if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST:
             raise BadRequest(f"limit must be 1 to {MAX_LIST}.", error_id="bad-limit")
