@@ -273,6 +273,11 @@ class CallSettings:
         choices=("destination-first", "callback-first", "parallel"),
     )
     ring_timeout: float = doc("Seconds each leg may ring before it is cancelled.", 30.0)
+    progress_timeout: float = doc(
+        "Seconds a leg's INVITE may go without a 18x or 2xx (nothing back, or only 100 Trying) "
+        "before it is given up as `<leg>-no-progress` (or `-no-response`); 0: only `ring_timeout`.",
+        0.0,
+    )
     max_duration: float = doc("Longest bridged call in seconds (credit may cut it shorter).", 3600.0)
     caller_id_to_destination: str = doc(
         "Caller ID the destination sees; `{callback}`, `{destination}`, `{username}` are replaced.",

@@ -49,6 +49,7 @@ class EndedBy(enum.StrEnum):
     MAX_DURATION = "max-duration"
     SHUTDOWN = "shutdown"
     ERROR = "error"
+    NETWORK = "network"  # the next hop is unreachable: ICMP (port/host unreachable) or a socket error
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,11 +63,15 @@ class CallbackSpec:
     caller_id_to_callback: str  # what the user sees (default: the destination's number)
     leg_order: LegOrder = LegOrder.DESTINATION_FIRST
     ring_timeout: float = 30.0  # seconds, per leg
+    # seconds from the INVITE to its first 18x or 2xx; None: only the ring timeout applies
+    progress_timeout: float | None = None
     max_duration: float | None = None  # seconds of bridged talk; None = unlimited
 
     def __post_init__(self) -> None:
         if self.ring_timeout <= 0:
             raise ValueError("ring_timeout must be positive")
+        if self.progress_timeout is not None and self.progress_timeout <= 0:
+            raise ValueError("progress_timeout must be positive")
         if self.max_duration is not None and self.max_duration <= 0:
             raise ValueError("max_duration must be positive")
 

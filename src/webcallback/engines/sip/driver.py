@@ -17,8 +17,10 @@ from typing import Any
 
 from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
+from webcallback.core._transitions import RINGING_PHASES
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
 from webcallback.domain import CallOutcome, EndedBy, LegRole, LegState, ProgressEvent
+from webcallback.engines.sip import unreachable
 from webcallback.engines.sip._sippy import (
     UA,
     CCEventConnect,
@@ -86,6 +88,7 @@ class CallDriver:
         self.sink = sink
         self.id = session.spec.callback_id
         self._uas: dict[LegRole, Any] = {}
+        self._call_ids: dict[LegRole, str] = {}
         self._reported: dict[LegRole, LegState] = {}  # each leg's last reported state
         self._timer: Any = None
         self._inbox: deque[Callable[[], list[Command]]] = deque()
@@ -177,6 +180,8 @@ class CallDriver:
         if isinstance(command, Report):
             self.sink.progress(self._with_dialog(command.progress))
         elif isinstance(command, Finished):
+            for call_id in self._call_ids.values():
+                unreachable.forget(call_id)
             self.sink.finished(command.outcome)
         elif isinstance(command, Originate):
             self._originate(command)
@@ -217,8 +222,20 @@ class CallDriver:
         self._uas[cmd.leg] = ua
         body = MsgBody(cmd.sdp) if cmd.sdp is not None else None  # None: late offer (RFC 3725)
         user, display = from_identity(cmd.caller_id)
-        data = (SipCallId(), user, cmd.number, body, None, display)
+        call_id = SipCallId()
+        self._call_ids[cmd.leg] = str(call_id)
+        unreachable.watch(str(call_id), lambda why: self._on_unreachable(cmd.leg, ua, why))
+        data = (call_id, user, cmd.number, body, None, display)
         ua.recvEvent(_Invite(data, d.from_domain))
+
+    def _on_unreachable(self, role: LegRole, ua: Any, why: str) -> None:
+        """ICMP said our INVITE cannot be delivered: the leg fails now, not at Timer B."""
+        current: Any = self._uas.get(role)
+        if current is not ua or self.session.phase(role) not in RINGING_PHASES:
+            return
+        log.info("[%s] %s: next hop unreachable: %s", self.id, role.value, why)
+        self._feed(ev.Failed(leg=role, code=None, reason=f"unreachable: {why}", by=EndedBy.NETWORK))
+        ua.recvEvent(CCEventDisconnect())  # stops sippy's INVITE (it would retransmit to Timer B)
 
     def _disconnect_all(self) -> None:
         for ua in self._uas.values():
