@@ -19,7 +19,7 @@ from tests.sip.conftest import EngineFactory
 from tests.sip.phones import Phone, SipMessage, free_udp_port
 from tests.sip.test_calls import UNUSED_NUMBER, Phones, run, spec_for, verdicts
 from webcallback.config import TrunkSettings
-from webcallback.domain import EngineError, LegRole
+from webcallback.domain import EngineError, LegRole, LegState
 
 pytestmark = pytest.mark.sip
 
@@ -52,13 +52,18 @@ async def test_fail_over_to_the_second_trunk(make_engine: EngineFactory, phones:
         trunk(b, b, name="back"),
         trunk_silence=0.5,
     )
-    outcome, _ = await run(engine, spec_for(a, b, max_duration=1.0))
+    outcome, progress = await run(engine, spec_for(a, b, max_duration=1.0))
     await verdicts(a, b, *([down] if down else []))
     assert outcome.completed, outcome
     assert len(initial_invites(a)) == 1 and len(initial_invites(b)) == 1
     if down is not None:
         assert down.received("INVITE")
         assert down.received("CANCEL") == []  # 503: a final answer; silence: nothing to CANCEL
+    (ended,) = [p for p in progress if p.leg is D and p.state is LegState.ENDED]
+    assert [(t.trunk, t.result is not None and t.result.split(":")[0]) for t in ended.attempts] == [
+        ("one", "failed over"),
+        ("two", "answered"),
+    ]
     one, two = (engine.trunks.by_name(n) for n in ("one", "two"))
     assert (one.counters.attempts, one.counters.failed, two.counters.answered) == (1, 1, 1)
     assert one.channels == two.channels == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from webcallback.domain.dialogs import LegDialog
 from webcallback.domain.reasons import FailureReason
@@ -77,6 +78,21 @@ class CallbackSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrunkAttempt:
+    """One INVITE of a leg to one trunk (several trunks: failover), and how it ended."""
+
+    trunk: str
+    number: str  # the Request-URI user as sent (after the trunk's number format)
+    started_at: float  # wall clock
+    sip_code: int | None = None
+    result: str | None = None  # "answered", "failed over: <why>", or how the leg ended
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trunk": self.trunk, "number": self.number, "started_at": self.started_at,
+                "sip_code": self.sip_code, "result": self.result}  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProgressEvent:
     """One step of one leg (or of the whole callback when `leg` is None), as it happens."""
 
@@ -91,6 +107,7 @@ class ProgressEvent:
     # restart can still hang it up; `refresh`: only the dialog changed, the leg's state did not.
     dialog: LegDialog | None = None
     refresh: bool = False
+    attempts: tuple[TrunkAttempt, ...] = ()  # set when the leg ends, with its trunks tried
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -195,7 +195,8 @@ class CallDriver:
         if isinstance(command, Report):
             progress = command.progress
             if self._router is not None and progress.leg is not None and progress.state is LegState.ENDED:
-                self._router.leg_over(progress.leg, progress.reason, progress.sip_code)
+                attempts = self._router.leg_over(progress.leg, progress.reason, progress.sip_code)
+                progress = dataclasses.replace(progress, attempts=attempts)
             self.sink.progress(self._with_dialog(progress))
         elif isinstance(command, Finished):
             if self._router is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webcallback.core.trunks import Trunk, TrunkSet, fails_over, format_number
-from webcallback.domain import EndedBy, LegRole
+from webcallback.domain import EndedBy, LegRole, TrunkAttempt
 from webcallback.engines.sip._sippy import SipHeader, Timeout
 from webcallback.engines.sip.addressing import from_identity
 
@@ -132,10 +132,15 @@ class Router:
         route.current.counters.failed += 1
         return bool(route.left) and self.clock() < route.deadline
 
-    def leg_over(self, role: LegRole, reason: str | None, code: int | None) -> None:
+    def leg_over(self, role: LegRole, reason: str | None, code: int | None) -> tuple[TrunkAttempt, ...]:
+        """The leg ended: its trunk's channel is free. Returns the leg's attempts, for its record."""
         route = self.routes.get(role)
-        if route is not None and route.current is not None:
+        if route is None:
+            return ()
+        if route.current is not None:
             route.end_attempt(reason or "ended", code)
+        return tuple(TrunkAttempt(trunk=a.trunk, number=a.number, started_at=a.started_at, sip_code=a.code,
+                                  result=a.result) for a in route.attempts)  # fmt: skip
 
 
 def identity_headers(caller_id: str, trunk: Trunk) -> tuple[tuple[Any, ...], bool]:
