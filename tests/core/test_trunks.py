@@ -77,3 +77,12 @@ def test_number_format(settings: dict[str, object], expected: str) -> None:
 )
 def test_fails_over(code: int | None, by: EndedBy, rang: bool, expected: bool) -> None:
     assert fails_over(code, by, rang) is expected
+
+
+def test_every_trunk_down_still_tries_them() -> None:
+    """The keep-alive can be wrong (OPTIONS filtered while INVITEs pass): with no trunk up,
+    the ones that carry the number are tried rather than no call placed at all."""
+    a, b = make("a"), make("b", prefixes=("+44",))
+    a.up = b.up = False
+    trunks = TrunkSet([a, b])
+    assert [t.name for t in trunks.candidates("+15551230001", random.Random(1))] == ["a"]

@@ -166,3 +166,20 @@ async def test_what_the_engine_cannot_carry_is_refused(
 ) -> None:
     with pytest.raises(EngineError, match=key.replace("[", r"\[").replace("]", r"\]")):
         await make_engine(direct=False, **trunks)
+
+
+async def test_options_keepalive_takes_a_dead_trunk_out(make_engine: EngineFactory, phones: Phones) -> None:
+    """The first trunk does not listen: its OPTIONS get ICMP, it is down, and legs go straight to
+    the second (which never sees an OPTIONS: no `options_interval` on it)."""
+    a = phones("uas_reject.xml", ring_ms=50)
+    engine = await engine_with(
+        make_engine, trunk(NOBODY, a, priority=1, name="dead", options_interval=0.2), trunk(a, a, priority=2)
+    )
+    dead = engine.trunks.by_name("dead")
+    while dead.up:  # the keep-alive's first OPTIONS is sent at start; no fixed wait
+        await asyncio.sleep(0.05)
+    assert "ECONNREFUSED" in dead.last_probe
+    outcome, _ = await run(engine, spec_for(a, UNUSED_NUMBER))
+    await verdicts(a)
+    assert outcome.reason == "destination-busy"
+    assert dead.counters.attempts == 0  # skipped, not tried and failed over

@@ -63,7 +63,8 @@ class Trunk:
     host: str
     port: int
     settings: TrunkSettings
-    up: bool = True
+    up: bool = True  # by the OPTIONS keep-alive (engine.sip.trunks[].options_interval)
+    last_probe: str = ""  # what the last keep-alive got back
     channels: int = 0
     counters: Counters = field(default_factory=Counters)
     _next_invite: float = 0.0  # the earliest time the next INVITE may go (max_cps)
@@ -103,7 +104,10 @@ class TrunkSet:
 
     def candidates(self, number: str, rng: random.Random) -> list[Trunk]:
         """The trunks to try for `number`, in order (see the module's docstring)."""
-        usable = [t for t in self.trunks if t.up and not t.full and t.carries(number)]
+        carriers = [t for t in self.trunks if not t.full and t.carries(number)]
+        # When the keep-alive says every trunk is down, try them anyway: a wrong "down" (OPTIONS
+        # filtered, INVITEs still carried) must not turn into refusing every call.
+        usable = [t for t in carriers if t.up] or carriers
         ordered: list[Trunk] = []
         for priority in sorted({t.settings.priority for t in usable}):
             ordered += weighted_order([t for t in usable if t.settings.priority == priority], rng)

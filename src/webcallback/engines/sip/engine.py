@@ -26,6 +26,7 @@ from webcallback.domain import (
 from webcallback.engines.sip import reactor as reactor_mod
 from webcallback.engines.sip.addressing import HostPort, NextHop, parse_hostport, parse_trunk, trunk_next_hop
 from webcallback.engines.sip.driver import CallDriver, Dialling, Sink
+from webcallback.engines.sip.keepalive import KeepAlive
 from webcallback.engines.sip.trunk_config import build_trunks
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class SipEngine:
         self._from_domain = settings.from_domain or (None if next_hop else self.trunk.host)
         self._reactor: reactor_mod.Reactor | None = None
         self._dialling: Dialling | None = None
+        self._keepalive: KeepAlive | None = None
         self._running: dict[str, tuple[CallDriver, asyncio.Future[CallOutcome]]] = {}
 
     async def start(self) -> None:
@@ -77,6 +79,9 @@ class SipEngine:
                                   self._from_domain, epoch_monotonic(), self.trunks,
                                   settings.trunk_silence)  # fmt: skip
         self._reactor = reactor
+        if self.trunks is not None:
+            self._keepalive = KeepAlive(self.trunks, reactor.config)
+            reactor.call(self._keepalive.start)
         log.info("SIP engine started: trunk %s, flow %s", self.trunk, self.settings.flow)
 
     async def stop(self) -> None:
@@ -84,6 +89,9 @@ class SipEngine:
         reactor, self._reactor = self._reactor, None
         if reactor is None:
             return
+        if self._keepalive is not None:
+            reactor.call(self._keepalive.stop)
+            self._keepalive = None
         futures = [fut for _, fut in self._running.values()]
         for driver, _ in self._running.values():
             reactor.call(driver.hangup, EndedBy.SHUTDOWN)
