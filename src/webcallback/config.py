@@ -216,6 +216,43 @@ class SecretSettings:
 
 
 @dataclass(frozen=True)
+class TrunkSettings:
+    """One `[[engine.sip.trunks]]` entry (docs/engines.md, "Several trunks")."""
+
+    uri: str = doc("SIP URI of the trunk, `sip:host[:port]`. UDP over IPv4 only (refused otherwise).")
+    name: str = doc("Name shown by `webcallback trunks` and in the logs; default: the URI's host:port.", "")
+    username: str | None = doc("Digest username for this trunk.", None)
+    password: Secret | None = doc("Digest password for this trunk.", None)
+    priority: int = doc("Lower is tried first (RFC 3263 style); trunks of one priority share by weight.", 10)
+    weight: int = doc("Share of calls among trunks of the same priority (weighted random).", 1)
+    max_channels: int = doc("Legs this trunk carries at once (0: no limit); a full trunk is skipped.", 0)
+    max_cps: float = doc("INVITEs per second to this trunk (0: no limit); paced, never refused.", 0.0)
+    number_format: str = doc(
+        "Request-URI user: `e164` (+15551230001), `e164-digits` (15551230001), `national` "
+        "(5551230001 for `country_code` 1; other countries keep the country code with `00`).",
+        "e164",
+        choices=("e164", "e164-digits", "national"),
+    )
+    country_code: str = doc("The trunk's country for `national` (digits, e.g. `1`, `44`).", "")
+    national_prefix: str = doc("Trunk prefix put before a national number (e.g. `0` in the UK).", "")
+    strip_digits: int = doc("Leading digits removed after formatting (before the tech prefix).", 0)
+    tech_prefix: str = doc("Digits put before the number (a carrier's routing prefix).", "")
+    caller_id: str = doc(
+        "How the caller ID is sent: `from` (in From only) or `pai` (also P-Asserted-Identity, "
+        "RFC 3325; with `privacy` set, From becomes anonymous and `Privacy: id` is added).",
+        "from",
+        choices=("from", "pai"),
+    )
+    privacy: bool = doc("With `caller_id = \"pai\"`: hide the caller ID (`Privacy: id`).", False)
+    prefixes: tuple[str, ...] = doc("E.164 prefixes this trunk carries (`+1`, `+4420`); empty: all.", ())
+    options_interval: float = doc(
+        "Seconds between OPTIONS keep-alives (0: none). A trunk that does not answer is down and "
+        "skipped until it answers again.",
+        0.0,
+    )
+
+
+@dataclass(frozen=True)
 class SipSettings:
     listen: str = doc(
         "Address and port of the embedded SIP engine (UDP). Port 0: one the kernel picks (with "
@@ -226,6 +263,16 @@ class SipSettings:
         "SIP URI both legs are sent to, e.g. `sip:trunk.example.net:5060`; the E.164 number becomes "
         "the Request-URI user. Unset: the loopback phone lab is used.",
         None,
+    )
+    trunks: tuple[TrunkSettings, ...] = doc(
+        "Several trunks, as `[[engine.sip.trunks]]` tables, with failover (docs/engines.md). When "
+        "set, `trunk`, `username` and `password` must not be.",
+        (),
+    )
+    trunk_silence: float = doc(
+        "Seconds a trunk may stay silent (not even 100 Trying) before the leg is tried on the next "
+        "trunk, when there is one (0: wait for Timer B, 32 s).",
+        2.0,
     )
     username: str | None = doc("Digest username for the trunk (401/407 challenges).", None)
     password: Secret | None = doc("Digest password for the trunk.", None)
@@ -273,6 +320,11 @@ class CallSettings:
         choices=("destination-first", "callback-first", "parallel"),
     )
     ring_timeout: float = doc("Seconds each leg may ring before it is cancelled.", 30.0)
+    progress_timeout: float = doc(
+        "Seconds a leg's INVITE may go without a 18x or 2xx (nothing back, or only 100 Trying) "
+        "before it is given up as `<leg>-no-progress` (or `-no-response`); 0: only `ring_timeout`.",
+        0.0,
+    )
     max_duration: float = doc("Longest bridged call in seconds (credit may cut it shorter).", 3600.0)
     caller_id_to_destination: str = doc(
         "Caller ID the destination sees; `{callback}`, `{destination}`, `{username}` are replaced.",
@@ -656,6 +708,10 @@ def _convert(tp: Any, value: Any, key: str, choices: tuple[str, ...]) -> Any:
         if not isinstance(value, str):
             raise ConfigError(key, "must be a string")
         return Secret(value)
+    if origin is tuple and args and isinstance(args[0], type) and dataclasses.is_dataclass(args[0]):
+        if not isinstance(value, list):
+            raise ConfigError(key, "must be a list of tables ([[...]])")
+        return tuple(_build(args[0], item, f"{key}[{i}].") for i, item in enumerate(value))
     if origin is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -726,7 +782,7 @@ def settings_as_dict(settings: Any) -> dict[str, Any]:
         elif isinstance(value, Secret):
             out[f.name] = "**********" if value else ""
         elif isinstance(value, tuple):
-            out[f.name] = list(value)
+            out[f.name] = [settings_as_dict(v) if dataclasses.is_dataclass(v) else v for v in value]
         elif isinstance(value, str):
             out[f.name] = mask_url_password(value)
         else:

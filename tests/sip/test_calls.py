@@ -44,9 +44,11 @@ def spec_for(dest: Phone | str, back: Phone | str, **kw: Any) -> CallbackSpec:
                         caller_id_to_destination=c, caller_id_to_callback=d, **values)  # fmt: skip
 
 
-async def run(engine: SipEngine, spec: CallbackSpec) -> tuple[CallOutcome, list[ProgressEvent]]:
+async def run(
+    engine: SipEngine, spec: CallbackSpec, timeout: float = 30
+) -> tuple[CallOutcome, list[ProgressEvent]]:
     progress: list[ProgressEvent] = []
-    outcome = await asyncio.wait_for(engine.run_callback(spec, progress.append), 30)
+    outcome = await asyncio.wait_for(engine.run_callback(spec, progress.append), timeout)
     return outcome, progress
 
 

@@ -68,10 +68,20 @@ def show(ctx: click.Context, callback_id: str, as_json: bool) -> None:
     for role, leg in legs.items():
         click.echo(f"\nleg {role}:" + ("" if leg else " (not dialled)"))
         for key, value in (leg or {}).items():
-            click.echo(f"  {key:12} {_text(value)}")
+            if key == "attempts":
+                _echo_attempts(value)
+            else:
+                click.echo(f"  {key:12} {_text(value)}")
     click.echo("\ncdr:" + ("" if cdr else " (not yet: the callback has not ended)"))
     if cdr:
         _echo_cdr(cdr)
+
+
+def _echo_attempts(attempts: list[dict[str, Any]]) -> None:
+    """One line per trunk the leg was tried on (several trunks: failover)."""
+    for i, a in enumerate(attempts, 1):
+        code = f" {a['sip_code']}" if a.get("sip_code") is not None else ""
+        click.echo(f"  {'attempt ' + str(i):12} {a['trunk']} {a['number']}:{code} {_text(a.get('result'))}")
 
 
 def _echo_cdr(cdr: dict[str, Any]) -> None:

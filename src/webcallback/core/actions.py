@@ -36,6 +36,8 @@ class LegActions:
             self.spec.ring_timeout if ring_limit is None else min(ring_limit, self.spec.ring_timeout)
         )
         leg.ring_deadline = self.now + ring_timeout
+        progress = self.spec.progress_timeout
+        leg.progress_deadline = self.now + progress if progress is not None else None
         leg.offered_sdp = offer
         sdp = restamp(offer, leg.origin) if offer is not None else None
         self.out.append(Originate(leg=leg.role, number=leg.number, caller_id=leg.caller_id, sdp=sdp))

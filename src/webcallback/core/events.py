@@ -54,11 +54,14 @@ class Answered:
 class Failed:
     """Final non-2xx to our INVITE (busy, declined, 408 timer B, 401 without credentials...).
 
-    `code` is None when the dialog ended without a final response we could read."""
+    `code` is None when the dialog ended without a final response we could read. `by` says who
+    ended it: the far end (a response), `TIMEOUT` (no response at all: Timer B's local 408) or
+    `NETWORK` (ICMP unreachable, a socket error)."""
 
     leg: LegRole
     code: int | None
     reason: str | None = None
+    by: EndedBy = EndedBy.REMOTE
 
     def __post_init__(self) -> None:
         _check_code(self.code, 300, 699)

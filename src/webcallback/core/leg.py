@@ -25,6 +25,8 @@ class Leg:
     offered_sdp: str | None = None  # the other leg's SDP we last re-offered here (unstamped)
     answer_sdp: str | None = None  # this leg's answer to `offered_sdp`
     ring_deadline: float | None = None
+    heard: bool = False  # anything came back to the INVITE (100 Trying at least)
+    progress_deadline: float | None = None  # no 18x/2xx by then: no progress (only 100 Trying)
     code: int | None = None
     reason: str | None = None
     ended_by: EndedBy | None = None
@@ -40,6 +42,14 @@ class Leg:
         if state in _PROGRESS and _PROGRESS.index(state) > _PROGRESS.index(self.furthest):
             self.furthest = state
         return nxt
+
+    def setup_deadline(self) -> float | None:
+        """When this leg, still ringing, is given up: the ring timeout, or sooner the progress
+        timeout while nothing beyond 100 Trying came back."""
+        deadlines = [self.ring_deadline]
+        if self.furthest in (LegState.IDLE, LegState.TRYING):
+            deadlines.append(self.progress_deadline)
+        return min((d for d in deadlines if d is not None), default=None)
 
     @property
     def state(self) -> LegState:

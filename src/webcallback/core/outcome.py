@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from webcallback.domain import CallOutcome, EndedBy, FailureReason
+from webcallback.domain import CallOutcome, EndedBy, FailureReason, LegState
 
 if TYPE_CHECKING:
     from webcallback.core.leg import Leg
@@ -45,11 +45,20 @@ def _failure_reason(ended_order: list[Leg]) -> FailureReason:
     by = cause.ended_by
     if by is EndedBy.REMOTE:
         return FailureReason(f"{cause.role.value}-{_remote_kind(cause.code)}")
-    if by is EndedBy.TIMEOUT:
-        return FailureReason(f"{cause.role.value}-no-answer")
+    if by is EndedBy.TIMEOUT:  # the ring or progress timer, or Timer B (no response at all)
+        return FailureReason(f"{cause.role.value}-{_timeout_kind(cause)}")
+    if by is EndedBy.NETWORK:
+        return FailureReason(f"{cause.role.value}-unreachable")
     if by is EndedBy.ERROR:
         return FailureReason(f"{cause.role.value}-error")
     return _NOT_THE_LEG.get(by, FailureReason.FAILED)
+
+
+def _timeout_kind(leg: Leg) -> str:
+    """How far a leg that timed out had got: nothing back, only 100 Trying, or ringing."""
+    if leg.furthest in (LegState.IDLE, LegState.TRYING):
+        return "no-progress" if leg.heard else "no-response"
+    return "no-answer"
 
 
 def _remote_kind(code: int | None) -> str:

@@ -80,7 +80,7 @@ class CallbackSession:
     def next_deadline(self) -> float | None:
         if self.finished:
             return None
-        ring = [leg.ring_deadline for leg in self.legs.values() if leg.phase in RINGING_PHASES]
+        ring = [leg.setup_deadline() for leg in self.legs.values() if leg.phase in RINGING_PHASES]
         deadlines = [d for d in [*ring, self.max_deadline] if d is not None]
         return min(deadlines, default=None)
 
@@ -111,12 +111,15 @@ class CallbackSession:
             self._act.dial(self.second, None)
 
     def _on_trying(self, e: ev.Trying) -> None:
-        self.legs[e.leg].apply(Trigger.TRYING)
+        leg = self.legs[e.leg]
+        leg.apply(Trigger.TRYING)
+        leg.heard = True
 
     def _on_ringing(self, e: ev.Ringing) -> None:
         leg = self.legs[e.leg]
         if leg.apply(Trigger.RING) is Phase.ENDED:
             return
+        leg.heard = True
         leg.mark("ringing", self._now)
         self._act.report(leg, e.code, e.reason)
         if e.sdp is not None and self.flow is Flow.III:
@@ -186,20 +189,23 @@ class CallbackSession:
         self._leg_over(leg)
 
     def _on_failed(self, e: ev.Failed) -> None:
-        self._remote_end(e.leg, Trigger.FAIL, e.code, e.reason)
+        self._remote_end(e.leg, Trigger.FAIL, e.code, e.reason, e.by)
 
     def _on_remote_hangup(self, e: ev.RemoteHangup) -> None:
         self._remote_end(e.leg, Trigger.REMOTE_BYE, None, None)
 
-    def _remote_end(self, role: LegRole, trigger: Trigger, code: int | None, reason: str | None) -> None:
+    def _remote_end(
+        self, role: LegRole, trigger: Trigger, code: int | None, reason: str | None,
+        by: EndedBy = EndedBy.REMOTE,
+    ) -> None:  # fmt: skip
         leg = self.legs[role]
         was_ended = leg.ended
         leg.apply(trigger)
         if was_ended:
             return  # late news about a leg we already ended
-        if code is not None:
+        if code is not None or by is not EndedBy.REMOTE:
             leg.code, leg.reason = code, reason
-        self._act.ended(leg, EndedBy.REMOTE)
+        self._act.ended(leg, by)
         self._leg_over(leg)
 
     def _on_hangup_requested(self, e: ev.HangupRequested) -> None:
@@ -208,7 +214,7 @@ class CallbackSession:
 
     def _timers(self) -> None:
         for leg in (self.first, self.second):
-            deadline = leg.ring_deadline
+            deadline = leg.setup_deadline()
             if leg.phase in RINGING_PHASES and deadline is not None and deadline <= self._now:
                 self._act.end(leg, EndedBy.TIMEOUT)
                 self._leg_over(leg)

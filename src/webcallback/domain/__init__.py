@@ -13,6 +13,7 @@ from webcallback.domain.calls import (
     LegRole,
     LegState,
     ProgressEvent,
+    TrunkAttempt,
 )
 from webcallback.domain.credit import Admission
 from webcallback.domain.dialogs import DialogReaper, LegDialog, Reaped, ReapResult
@@ -37,4 +38,5 @@ __all__ = [
     "ReapResult",
     "Reaped",
     "TelephonyEngine",
+    "TrunkAttempt",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from webcallback.domain.dialogs import LegDialog
 from webcallback.domain.reasons import FailureReason
@@ -49,6 +50,7 @@ class EndedBy(enum.StrEnum):
     MAX_DURATION = "max-duration"
     SHUTDOWN = "shutdown"
     ERROR = "error"
+    NETWORK = "network"  # the next hop is unreachable: ICMP (port/host unreachable) or a socket error
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,13 +64,32 @@ class CallbackSpec:
     caller_id_to_callback: str  # what the user sees (default: the destination's number)
     leg_order: LegOrder = LegOrder.DESTINATION_FIRST
     ring_timeout: float = 30.0  # seconds, per leg
+    # seconds from the INVITE to its first 18x or 2xx; None: only the ring timeout applies
+    progress_timeout: float | None = None
     max_duration: float | None = None  # seconds of bridged talk; None = unlimited
 
     def __post_init__(self) -> None:
         if self.ring_timeout <= 0:
             raise ValueError("ring_timeout must be positive")
+        if self.progress_timeout is not None and self.progress_timeout <= 0:
+            raise ValueError("progress_timeout must be positive")
         if self.max_duration is not None and self.max_duration <= 0:
             raise ValueError("max_duration must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrunkAttempt:
+    """One INVITE of a leg to one trunk (several trunks: failover), and how it ended."""
+
+    trunk: str
+    number: str  # the Request-URI user as sent (after the trunk's number format)
+    started_at: float  # wall clock
+    sip_code: int | None = None
+    result: str | None = None  # "answered", "failed over: <why>", or how the leg ended
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trunk": self.trunk, "number": self.number, "started_at": self.started_at,
+                "sip_code": self.sip_code, "result": self.result}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +107,7 @@ class ProgressEvent:
     # restart can still hang it up; `refresh`: only the dialog changed, the leg's state did not.
     dialog: LegDialog | None = None
     refresh: bool = False
+    attempts: tuple[TrunkAttempt, ...] = ()  # set when the leg ends, with its trunks tried
 
 
 @dataclass(frozen=True, kw_only=True)

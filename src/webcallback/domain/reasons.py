@@ -25,13 +25,19 @@ class FailureReason(enum.StrEnum):
 
     DESTINATION_BUSY = "destination-busy"
     DESTINATION_DECLINED = "destination-declined"
-    DESTINATION_NO_ANSWER = "destination-no-answer"
-    DESTINATION_FAILED = "destination-failed"
+    DESTINATION_NO_ANSWER = "destination-no-answer"  # it rang (18x), nobody answered in time
+    DESTINATION_NO_PROGRESS = "destination-no-progress"  # 100 Trying only, then silence
+    DESTINATION_NO_RESPONSE = "destination-no-response"  # nothing at all came back (Timer B)
+    DESTINATION_UNREACHABLE = "destination-unreachable"  # ICMP unreachable or a socket error
+    DESTINATION_FAILED = "destination-failed"  # rejected with another 3xx-6xx: see the leg's SIP code
     DESTINATION_HUNG_UP = "destination-hung-up"  # answered, then BYE before the bridge
     DESTINATION_ERROR = "destination-error"
     CALLBACK_BUSY = "callback-busy"
     CALLBACK_DECLINED = "callback-declined"
     CALLBACK_NO_ANSWER = "callback-no-answer"
+    CALLBACK_NO_PROGRESS = "callback-no-progress"
+    CALLBACK_NO_RESPONSE = "callback-no-response"
+    CALLBACK_UNREACHABLE = "callback-unreachable"
     CALLBACK_FAILED = "callback-failed"
     CALLBACK_HUNG_UP = "callback-hung-up"
     CALLBACK_ERROR = "callback-error"

@@ -35,7 +35,7 @@ LAB_PREFIX = "1555"  # the demo numbers; any number rings a lab phone, but only 
 
 
 def plan_lab(settings: Settings, *, ring_ms: int = 1000) -> tuple[Settings, Lab | None]:
-    if settings.engine.kind != "sip" or settings.engine.sip.trunk:
+    if settings.engine.kind != "sip" or settings.engine.sip.trunk or settings.engine.sip.trunks:
         return settings, None
     phones = LabPhones(free_udp_port(), ring_ms=ring_ms, log_dir=Path(settings.node.state_dir) / "lab")
     engine = replace(settings.engine, sip=replace(settings.engine.sip, trunk=phones.uri))

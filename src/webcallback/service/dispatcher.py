@@ -83,6 +83,7 @@ def build_spec(calls: CallSettings, callback: Callback) -> CallbackSpec:
         caller_id_to_callback=caller_id(calls.caller_id_to_callback, callback),
         leg_order=LegOrder(calls.leg_order),
         ring_timeout=calls.ring_timeout,
+        progress_timeout=calls.progress_timeout or None,
         max_duration=min(limits) if limits else None,
     )
 

@@ -42,7 +42,8 @@ _OPEN_LEG = (LegState.TRYING, LegState.RINGING, LegState.ANSWERED, LegState.BRID
 
 def trunk_label(settings: Settings) -> str:
     """The trunk's host (not its URI: no user part, no parameters); `lab` for the phone lab."""
-    trunk = settings.engine.sip.trunk
+    sip = settings.engine.sip
+    trunk = sip.trunk or (sip.trunks[0].uri if sip.trunks else None)  # several: labelled by the first
     if not trunk:
         return "lab"
     rest = trunk.split(":", 1)[-1]

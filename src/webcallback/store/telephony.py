@@ -59,6 +59,8 @@ callback_legs = Table(
     # What a BYE (or CANCEL) of the leg needs while it is up, as JSON (`domain.LegDialog`);
     # cleared when the leg ends. A restart ends the dialogs a crash left (migration 0006).
     Column("dialog", Text),
+    # The trunks the leg was tried on, in order, as JSON (`domain.TrunkAttempt`; migration 0009).
+    Column("attempts", Text),
 )
 
 _LEG_COLUMNS = ("setup_s", "ring_s", "talk_s", "sip_code")
@@ -190,6 +192,8 @@ class TelephonyStore:
             values[step] = at
         if event.refresh:  # only the dialog changed (a re-INVITE took a CSeq)
             values = {"updated_at": values["updated_at"]}
+        if event.attempts:
+            values["attempts"] = json.dumps([a.to_json() for a in event.attempts])
         if event.dialog is not None:
             values["dialog"] = json.dumps(event.dialog.to_json())
         elif event.state is LegState.ENDED:
@@ -311,6 +315,7 @@ class TelephonyStore:
         out: dict[str, dict[str, Any]] = {}
         for row in rows:
             del row["callback_id"]
+            row["attempts"] = json.loads(row["attempts"]) if row.get("attempts") else []
             out[row.pop("role")] = row
         return out
 

@@ -38,6 +38,14 @@ The patches (sippy 2.5.0):
    `model_udp_server` (the UDP server class it builds).
 7. Not a patch, a read: `engines/sip/dialogs.py` reads a UA's dialog (`cId`, `lUri`, `rUri`,
    `lCSeq`, `rTarget`, `routes`, `rAddr`, `reqs`) so that a restart can BYE it; guarded here too.
+8. `Udp_server.skt` — `direct_send.DirectUdpServer` replaces it by a property that wraps the socket
+   sippy creates (`self.skt = socket.socket(...)` in `Udp_server.__init__`) in
+   `unreachable.ErrQueueSocket`: `IP_RECVERR` set, and the ICMP errors it then reports read from
+   the error queue inside `recvfrom` (which sippy's `AsyncReceiver.run` calls as
+   `self.userv.skt.recvfrom(8192)`) instead of sippy printing a traceback for each.
+9. `SipTransactionManager.newTransaction` — the 408 sippy makes up when Timer B fires (no response
+   at all, `t.r408`) gets a reason phrase of its own, `NO_RESPONSE_REASON`, so that a leg tells it
+   from a 408 a far end sent.
 """
 
 from __future__ import annotations
@@ -72,7 +80,7 @@ from sippy.SipURL import SipURL
 from sippy.Time.MonoTime import MonoTime
 from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
-from sippy.Udp_server import AsyncSender, Udp_server, Udp_server_opts
+from sippy.Udp_server import AsyncReceiver, AsyncSender, Udp_server, Udp_server_opts
 
 from webcallback.domain import EngineError
 
@@ -82,6 +90,9 @@ __all__ = [
     "SipCallId", "SipConf", "SipHeader", "SipRequest", "SipTransactionManager", "SipURL",
     "SippyChanged", "Timeout", "Udp_server", "Udp_server_opts", "apply", "check", "monotime", "problems",
 ]  # fmt: skip
+
+# (9) the reason phrase of the 408 sippy makes up when Timer B fires
+NO_RESPONSE_REASON = "Request Timeout (no response)"
 
 SIPPY_VERSION = "2.5.0"  # the version every patch below was written against
 _MARK = "_webcallback_patched"
@@ -107,7 +118,10 @@ SIGNATURES: dict[str, str] = {
 # target -> lines of its source the patch relies on
 SOURCE: dict[str, tuple[str, ...]] = {
     # (2) the ACK is `t.ack`, sent with the address as the first argument after the message
-    "SipTransactionManager.newTransaction": ("t.ack = msg.genACK()",),
+    "SipTransactionManager.newTransaction": ("t.ack = msg.genACK()", "t.r408 = msg.genResponse(408,"),
+    # (8) the socket is made in the constructor and the receiver threads read it through `skt`
+    "Udp_server.__init__": ("self.skt = socket.socket(self.uopts.family, socket.SOCK_DGRAM)",),
+    "AsyncReceiver.run": ("self.userv.skt.recvfrom(8192)",),
     "SipTransactionManager.incomingResponse": ("self.transmitReq(t, t.ack, rAddr[0], checksum)",),
     "SipTransactionManager.sendACK": ("self.transmitReq(t, t.ack, t.ack_rAddr[0], t.ack_checksum)",),
     # (4) the flags decide the socket options (SO_REUSEADDR, SO_REUSEPORT)
@@ -143,6 +157,8 @@ def _targets() -> dict[str, Callable[..., Any]]:
         "SipTransactionManager.incomingResponse": SipTransactionManager.incomingResponse,
         "Network_server.__init__": Network_server.__init__,
         "AsyncSender.run": AsyncSender.run,
+        "AsyncReceiver.run": AsyncReceiver.run,
+        "Udp_server.__init__": Udp_server.__init__,
         "Udp_server_opts.getSockOpts": Udp_server_opts.getSockOpts,
     }
     return {name: inspect.unwrap(fn) for name, fn in found.items()}
@@ -268,6 +284,8 @@ def _patch_in_dialog_ack() -> None:
     def newTransaction(self: Any, msg: Any, *args: Any, **kwargs: Any) -> Any:
         t = new_transaction(self, msg, *args, **kwargs)
         t.webcallback_route = dialog_route(msg)
+        if getattr(t, "r408", None) is not None:  # (9)
+            t.r408.setSCode(408, NO_RESPONSE_REASON)
         return t
 
     @functools.wraps(transmit_req)

@@ -48,17 +48,26 @@ def parse_hostport(
     return HostPort(host, port)
 
 
-def parse_trunk(uri: str | None) -> HostPort:
-    """`sip:host[:port][;params]` (a bare `host[:port]` is accepted too)."""
+def parse_trunk(uri: str | None, key: str = "engine.sip.trunk") -> HostPort:
+    """`sip:host[:port][;params]` (a bare `host[:port]` is accepted too). What the embedded engine
+    cannot carry is refused here, at start-up, naming `key`: `sips:` and `;transport=tcp|tls`
+    (it sends UDP only) and IPv6 (it listens on IPv4)."""
     text = (uri or LAB_TRUNK).strip()
     if text.lower().startswith("sips:"):
-        raise EngineError("engine.sip.trunk: sips (TLS) is not supported by the embedded engine")
+        raise EngineError(f"{key}: sips (TLS) is not supported by the embedded engine")
     if text.lower().startswith("sip:"):
         text = text[4:]
+    params = [p.partition("=") for p in text.split("?", 1)[0].split(";")[1:]]
+    transport = next((v.lower() for k, _, v in params if k.lower() == "transport"), "udp")
+    if transport != "udp":
+        raise EngineError(f"{key}: transport {transport} is not supported by the embedded engine (UDP only)")
     text = text.split(";", 1)[0].split("?", 1)[0]
     if "@" in text:
         text = text.rsplit("@", 1)[1]
-    return parse_hostport(text, 5060, "engine.sip.trunk")
+    found = parse_hostport(text, 5060, key)
+    if ":" in found.host:
+        raise EngineError(f"{key}: IPv6 ({found.host}) is not supported by the embedded engine (IPv4 only)")
+    return found
 
 
 def trunk_next_hop(trunk: HostPort) -> NextHop:

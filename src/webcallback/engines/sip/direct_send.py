@@ -24,6 +24,7 @@ import threading
 from typing import Any
 
 from webcallback.engines.sip._sippy import Udp_server
+from webcallback.engines.sip.unreachable import ErrQueueSocket
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class SendQueue(queue.Queue[Any]):
 class DirectUdpServer(Udp_server):  # type: ignore[misc]
     """sippy's UDP server, sending from the calling (reactor) thread when it can."""
 
+    _webcallback_skt: ErrQueueSocket | None = None
+
     # sippy's Network_server.__init__ assigns `self.sendqueue = Queue()` before Udp_server starts
     # the sender threads: the property puts a SendQueue there instead (guarded: _sippy, patch 5).
     @property
@@ -75,6 +78,17 @@ class DirectUdpServer(Udp_server):  # type: ignore[misc]
     @sendqueue.setter
     def sendqueue(self, _sippys: queue.Queue[Any]) -> None:
         self._webcallback_queue = SendQueue()
+
+    # Udp_server.__init__ assigns `self.skt = socket.socket(...)` before it binds and starts the
+    # receiver threads: wrapped so that ICMP errors reach the leg they concern (unreachable.py;
+    # guarded: _sippy, patch 8).
+    @property
+    def skt(self) -> Any:  # ErrQueueSocket once sippy made it
+        return self._webcallback_skt
+
+    @skt.setter
+    def skt(self, raw: socket.socket | None) -> None:
+        self._webcallback_skt = ErrQueueSocket(raw) if raw is not None else None
 
     def send_to(self, data: bytes | str, address: Any, delayed: bool = False) -> None:
         opts = self.uopts
@@ -92,7 +106,7 @@ class DirectUdpServer(Udp_server):  # type: ignore[misc]
 
 
 def send_or_queue(
-    skt: socket.socket, sendq: SendQueue, payload: bytes, target: Any, direct: bool = True
+    skt: socket.socket | ErrQueueSocket, sendq: SendQueue, payload: bytes, target: Any, direct: bool = True
 ) -> str:
     """Send `payload` now without blocking if nothing is queued before it, else queue it for the
     sender threads. Returns "sent", "queued" or "failed" (an error other than a full buffer: given

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,13 +18,19 @@ from typing import Any
 
 from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
+from webcallback.core._transitions import RINGING_PHASES
 from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
+from webcallback.core.trunks import Trunk, TrunkSet
 from webcallback.domain import CallOutcome, EndedBy, LegRole, LegState, ProgressEvent
+from webcallback.engines.sip import unreachable
 from webcallback.engines.sip._sippy import (
     UA,
     CCEventConnect,
     CCEventDisconnect,
     CCEventFail,
+    CCEventPreConnect,
+    CCEventRedirect,
+    CCEventRing,
     CCEventTry,
     CCEventUpdate,
     MsgBody,
@@ -32,6 +39,7 @@ from webcallback.engines.sip._sippy import (
 )
 from webcallback.engines.sip.addressing import NextHop, from_identity
 from webcallback.engines.sip.dialogs import read_dialog
+from webcallback.engines.sip.failover import Router
 from webcallback.engines.sip.translate import to_core
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,10 @@ class Dialling:
     password: str | None  # revealed only here, handed straight to sippy; never logged
     from_domain: str | None
     clock: Callable[[], float]
+    # several trunks with failover (engine.sip.trunks); None: every leg goes to `next_hop`
+    trunks: TrunkSet | None = None
+    trunk_silence: float = 0.0
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
 
     @property
     def local(self) -> tuple[str, int]:
@@ -86,7 +98,11 @@ class CallDriver:
         self.sink = sink
         self.id = session.spec.callback_id
         self._uas: dict[LegRole, Any] = {}
+        self._call_ids: dict[LegRole, str] = {}
+        d = dialling
+        self._router = Router(d.trunks, d.clock, d.trunk_silence, d.rng) if d.trunks is not None else None
         self._reported: dict[LegRole, LegState] = {}  # each leg's last reported state
+        self._sdp: dict[LegRole, str | None] = {}  # each leg's INVITE offer, for the next trunk
         self._timer: Any = None
         self._inbox: deque[Callable[[], list[Command]]] = deque()
         self._busy = False
@@ -109,6 +125,8 @@ class CallDriver:
             # implemented; refusing it leaves the session as it was (RFC 3261 §14.1).
             log.info("[%s] %s: refusing a re-INVITE from the far end", self.id, role.value)
             ua.recvEvent(CCEventFail((488, "Not Acceptable Here")))
+            return
+        if self._router is not None and self._trunk_event(role, event):
             return
         # Read the event against the leg's phase when it is handled, not when it arrives: events
         # queued behind the current step may see a phase that step has not reached yet.
@@ -175,13 +193,25 @@ class CallDriver:
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, Report):
-            self.sink.progress(self._with_dialog(command.progress))
+            progress = command.progress
+            if self._router is not None and progress.leg is not None and progress.state is LegState.ENDED:
+                attempts = self._router.leg_over(progress.leg, progress.reason, progress.sip_code)
+                progress = dataclasses.replace(progress, attempts=attempts)
+            self.sink.progress(self._with_dialog(progress))
         elif isinstance(command, Finished):
+            if self._router is not None:
+                for role, route in self._router.routes.items():
+                    log.info("[%s] %s: trunk attempts %s", self.id, role.value,
+                             [(a.trunk, a.number, a.code, a.result) for a in route.attempts])  # fmt: skip
+            for call_id in self._call_ids.values():
+                unreachable.forget(call_id)
             self.sink.finished(command.outcome)
         elif isinstance(command, Originate):
             self._originate(command)
         else:
             log.debug("[%s] -> %s", self.id, type(command).__name__)
+            if command.leg not in self._uas:  # its INVITE still waits for the trunk's max_cps
+                return
             self._uas[command.leg].recvEvent(_to_sippy(command))
             if isinstance(command, Reoffer):  # a re-INVITE took a CSeq: what a BYE needs changed
                 self._refresh_dialog(command.leg)
@@ -209,6 +239,11 @@ class CallDriver:
             )
 
     def _originate(self, cmd: Originate) -> None:
+        self._sdp[cmd.leg] = cmd.sdp
+        if self._router is not None:
+            self._router.begin(cmd.leg, cmd.number, cmd.caller_id, self.session.spec.ring_timeout)
+            self._next_trunk(cmd.leg, first=True)
+            return
         d = self.dialling
         host, port = d.next_hop(cmd.number)
         log.info("[%s] %s: INVITE %s via %s:%d", self.id, cmd.leg.value, cmd.number, host, port)
@@ -217,8 +252,97 @@ class CallDriver:
         self._uas[cmd.leg] = ua
         body = MsgBody(cmd.sdp) if cmd.sdp is not None else None  # None: late offer (RFC 3725)
         user, display = from_identity(cmd.caller_id)
-        data = (SipCallId(), user, cmd.number, body, None, display)
+        call_id = SipCallId()
+        self._call_ids[cmd.leg] = str(call_id)
+        unreachable.watch(str(call_id), lambda why: self._on_unreachable(cmd.leg, ua, why))
+        data = (call_id, user, cmd.number, body, None, display)
         ua.recvEvent(_Invite(data, d.from_domain))
+
+    def _on_unreachable(self, role: LegRole, ua: Any, why: str) -> None:
+        """ICMP said our INVITE cannot be delivered: the leg fails now, not at Timer B."""
+        current: Any = self._uas.get(role)
+        if current is not ua or self.session.phase(role) not in RINGING_PHASES:
+            return
+        log.info("[%s] %s: next hop unreachable: %s", self.id, role.value, why)
+        if self._router is not None and self._router.should_fail_over(role, None, EndedBy.NETWORK):
+            self._fail_over(role, f"unreachable: {why}", None)
+            return
+        self._feed(ev.Failed(leg=role, code=None, reason=f"unreachable: {why}", by=EndedBy.NETWORK))
+        ua.recvEvent(CCEventDisconnect())  # stops sippy's INVITE (it would retransmit to Timer B)
+
+    # ---- several trunks (failover.py decides; this only drives sippy) ------------------------
+
+    def _trunk_event(self, role: LegRole, event: Any) -> bool:
+        """Note what the current trunk said; True when its failure is failed over (the core is
+        not told)."""
+        router = self._router
+        assert router is not None
+        if self.session.phase(role) not in RINGING_PHASES:
+            return False
+        if isinstance(event, CCEventRing):
+            router.heard(role, event.getData()[0])
+        elif isinstance(event, CCEventConnect | CCEventPreConnect):
+            router.answered(role)
+        elif isinstance(event, CCEventFail | CCEventRedirect | CCEventDisconnect):
+            failed = to_core(event, role, self.session.phase(role))
+            if isinstance(failed, ev.Failed) and router.should_fail_over(role, failed.code, failed.by):
+                self._fail_over(role, failed.reason or "failed", failed.code, disconnect=False)
+                return True
+        return False
+
+    def _fail_over(self, role: LegRole, why: str, code: int | None, *, disconnect: bool = True) -> None:
+        router = self._router
+        assert router is not None
+        route = router.routes[role]
+        log.info("[%s] %s: trunk %s failed (%s %s): next trunk", self.id, role.value,
+                 route.attempts[-1].trunk if route.attempts else "?", code or "", why)  # fmt: skip
+        route.end_attempt(f"failed over: {why}", code)
+        ua = self._uas.pop(role, None)
+        unreachable.forget(self._call_ids.pop(role, ""))
+        if disconnect and ua is not None:
+            ua.recvEvent(CCEventDisconnect())  # CANCEL it if it got a 100, else stop retransmitting
+        self._next_trunk(role, first=False)
+
+    def _next_trunk(self, role: LegRole, *, first: bool) -> None:
+        router = self._router
+        assert router is not None
+        if router.next_attempt(role, self._dial_trunk, lambda: self._on_silence(role)):
+            return
+        last = router.routes[role].attempts[-1:] if not first else []
+        code = last[0].code if last else None
+        why = last[0].result if last else "no trunk can carry it (down, full, or not its prefix)"
+        by = EndedBy.NETWORK if code is None else EndedBy.REMOTE
+        self._feed(ev.Failed(leg=role, code=code, reason=why, by=by))
+
+    def _on_silence(self, role: LegRole) -> None:
+        router = self._router
+        assert router is not None
+        route = router.routes.get(role)
+        if route is None or route.heard or self.session.phase(role) not in RINGING_PHASES:
+            return
+        if router.should_fail_over(role, None, EndedBy.TIMEOUT):
+            self._fail_over(role, "no response", None)
+
+    def _dial_trunk(self, role: LegRole, trunk: Trunk, user: str, headers: tuple[Any, ...],
+                    anonymous: bool) -> None:  # fmt: skip
+        d, settings = self.dialling, trunk.settings
+        password = settings.password.reveal() if settings.password is not None else None
+        ua = UA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(trunk.host, trunk.port),
+                username=settings.username, password=password)  # fmt: skip
+        self._uas[role] = ua
+        sdp = self._sdp.get(role)
+        body = MsgBody(sdp) if sdp is not None else None
+        route = self._router.routes[role] if self._router is not None else None
+        caller_id = route.caller_id if route is not None else ""
+        from_user, display = ("anonymous", "Anonymous") if anonymous else from_identity(caller_id)
+        call_id = SipCallId()
+        self._call_ids[role] = str(call_id)
+        unreachable.watch(str(call_id), lambda why: self._on_unreachable(role, ua, why))
+        invite = _Invite((call_id, from_user, user, body, None, display),
+                         "anonymous.invalid" if anonymous else (d.from_domain or trunk.host))  # fmt: skip
+        if headers:
+            invite.extra_headers = headers
+        ua.recvEvent(invite)
 
     def _disconnect_all(self) -> None:
         for ua in self._uas.values():

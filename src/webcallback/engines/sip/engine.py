@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from webcallback.config import SipSettings
 from webcallback.core import CallbackSession, Flow
+from webcallback.core.trunks import TrunkSet
 from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
@@ -23,8 +24,10 @@ from webcallback.domain import (
     ProgressEvent,
 )
 from webcallback.engines.sip import reactor as reactor_mod
-from webcallback.engines.sip.addressing import NextHop, parse_hostport, parse_trunk, trunk_next_hop
+from webcallback.engines.sip.addressing import HostPort, NextHop, parse_hostport, parse_trunk, trunk_next_hop
 from webcallback.engines.sip.driver import CallDriver, Dialling, Sink
+from webcallback.engines.sip.keepalive import KeepAlive
+from webcallback.engines.sip.trunk_config import build_trunks
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +54,15 @@ class SipEngine:
             # the listen address is also our Via and Contact: the far end must reach it there
             raise EngineError("engine.sip.listen must be an address the trunk can reach, not a wildcard")
         self.trunk = parse_trunk(settings.trunk)
+        # several trunks (or the one `trunk` as one entry), unless a lab/test `next_hop` rules
+        self.trunks = None if next_hop is not None else TrunkSet(build_trunks(settings))
+        if self.trunks is not None:
+            self.trunk = HostPort(self.trunks.trunks[0].host, self.trunks.trunks[0].port)
         self._next_hop = next_hop or trunk_next_hop(self.trunk)
         self._from_domain = settings.from_domain or (None if next_hop else self.trunk.host)
         self._reactor: reactor_mod.Reactor | None = None
         self._dialling: Dialling | None = None
+        self._keepalive: KeepAlive | None = None
         self._running: dict[str, tuple[CallDriver, asyncio.Future[CallOutcome]]] = {}
 
     async def start(self) -> None:
@@ -68,8 +76,12 @@ class SipEngine:
         reactor = await loop.run_in_executor(None, acquire, self.listen.host, self.listen.port)
         password = self.settings.password.reveal() if self.settings.password else None
         self._dialling = Dialling(reactor.config, self._next_hop, self.settings.username, password,
-                                  self._from_domain, epoch_monotonic())  # fmt: skip
+                                  self._from_domain, epoch_monotonic(), self.trunks,
+                                  settings.trunk_silence)  # fmt: skip
         self._reactor = reactor
+        if self.trunks is not None:
+            self._keepalive = KeepAlive(self.trunks, reactor.config)
+            reactor.call(self._keepalive.start)
         log.info("SIP engine started: trunk %s, flow %s", self.trunk, self.settings.flow)
 
     async def stop(self) -> None:
@@ -77,6 +89,9 @@ class SipEngine:
         reactor, self._reactor = self._reactor, None
         if reactor is None:
             return
+        if self._keepalive is not None:
+            reactor.call(self._keepalive.stop)
+            self._keepalive = None
         futures = [fut for _, fut in self._running.values()]
         for driver, _ in self._running.values():
             reactor.call(driver.hangup, EndedBy.SHUTDOWN)

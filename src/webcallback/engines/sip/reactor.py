@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from webcallback.domain import EngineError
-from webcallback.engines.sip import _sippy
+from webcallback.engines.sip import _sippy, unreachable
 from webcallback.engines.sip._sippy import ED2, SipTransactionManager, Udp_server_opts
 from webcallback.engines.sip.direct_send import DirectUdpServer
 
@@ -73,6 +73,7 @@ class Reactor:
 
     def _run(self) -> None:
         _sippy.own_timers()
+        unreachable.set_poster(ED2.callFromThread)
         config: dict[str, Any] = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": _SipLog()}
         try:
             config["_sip_tm"] = _TransactionManager(config, _out_of_dialog_request)

@@ -6,8 +6,9 @@ from typing import Any
 
 from webcallback.core import events as ev
 from webcallback.core._transitions import RINGING_PHASES, Phase
-from webcallback.domain import LegRole
+from webcallback.domain import EndedBy, LegRole
 from webcallback.engines.sip._sippy import (
+    NO_RESPONSE_REASON,
     CCEventConnect,
     CCEventDisconnect,
     CCEventFail,
@@ -55,6 +56,8 @@ def _failure(role: LegRole, phase: Phase, data: Any) -> ev.LegEvent:
     if phase is Phase.REOFFERING:
         return ev.ReofferFailed(leg=role, code=code, reason=reason)
     if phase in RINGING_PHASES or phase is Phase.ENDED:
+        if code == 408 and reason == NO_RESPONSE_REASON:  # sippy's own 408: Timer B fired
+            return ev.Failed(leg=role, code=408, reason="no response (Timer B)", by=EndedBy.TIMEOUT)
         return ev.Failed(leg=role, code=code, reason=reason)
     return ev.RemoteHangup(leg=role)  # the dialog broke while up (e.g. a 481 to a keep-alive)
 
