@@ -2,14 +2,14 @@
 Request-URI user, start time, SIP code, result), as `calls show` and the status API show them.
 
 Revision ID: 0009_trunk_attempts
-Revises: 0006_dialogs_and_checkpoints
+Revises: 0007_events
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_trunk_attempts"
-down_revision = "0006_dialogs_and_checkpoints"
+down_revision = "0007_events"
 branch_labels = None
 depends_on = None
 
