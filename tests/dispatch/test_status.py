@@ -21,7 +21,7 @@ from webcallback.web.status import StatusApi
 
 TOKEN = "s3cret-token"
 LEG_KEYS = {"number", "state", "sip_code", "reason", "ended_by", "trying_at", "ringing_at", "answered_at",
-            "bridged_at", "ended_at", "updated_at"}  # fmt: skip
+            "bridged_at", "ended_at", "updated_at", "attempts"}  # fmt: skip
 
 
 def client(harness: Harness) -> httpx.AsyncClient:

@@ -56,8 +56,9 @@ async def test_trying_only_is_no_progress(make_engine: EngineFactory, phones: Ph
     assert outcome.reason == "destination-no-progress", outcome
     assert outcome.legs[D].final_state is LegState.TRYING and outcome.legs[D].ended_by is EndedBy.TIMEOUT
     (invite,), (cancel,) = a.received("INVITE"), a.received("CANCEL")
-    assert cancel.at - invite.at >= 1.0  # the progress timer, not the 5 s ring timeout
-    assert cancel.at - invite.at < 5.0
+    # The progress timer (1 s), not the 5 s ring timeout. SIPp stamps each message when it reads
+    # it, so the INVITE's stamp can trail its sending by a scheduling delay: not a sharp 1.0.
+    assert 0.5 <= cancel.at - invite.at < 5.0
 
 
 async def test_trying_only_at_ring_timeout_is_no_progress(make_engine: EngineFactory, phones: Phones) -> None:
