@@ -193,8 +193,12 @@ def test_a_sip_worker_killed_alone_has_its_legs_hung_up_by_the_parent(
             victim = process_tree(service.proc.pid)[1]
             os.kill(victim, signal.SIGKILL)
             finals: dict[str, dict[str, object]] = {}
-            while not finals:  # its callbacks fail, the other worker's stay up
-                time.sleep(0.1)
+            seen = -1
+            # Its callbacks fail one by one as the parent records them, the other worker's stay
+            # up: poll until failures have begun and a second's look finds no new one.
+            while not finals or len(finals) != seen:
+                seen = len(finals)
+                time.sleep(1.0 if finals else 0.1)
                 finals = {cid: body for cid in ids if (body := service.status(cid))["state"] == "failed"}
             failed = [service.wait_status(cid, ("failed",), timeout=60) for cid in finals]
             up = [cid for cid in ids if cid not in finals]

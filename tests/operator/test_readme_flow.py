@@ -42,7 +42,7 @@ def in_terminal(line: str, cwd: Path, env: dict[str, str], answer: str) -> tuple
     proc = subprocess.Popen(["bash", "-c", line], cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
                             start_new_session=True, preexec_fn=controlling_terminal)  # fmt: skip
     os.close(slave)
-    output, answered = b"", 0
+    output, answered_at = b"", -1
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ready, _, _ = select.select([master], [], [], 0.5)
@@ -54,14 +54,16 @@ def in_terminal(line: str, cwd: Path, env: dict[str, str], answer: str) -> tuple
             if not chunk:
                 break
             output += chunk
-            prompts = len(re.findall(rb"(?i)(?:password[^\r\n]*|repeat for confirmation): ", output))
-            if prompts > answered:
+            # A prompt is what the output ends with while the command waits for it, answered
+            # once: a warning line that names a password (provisioning's) is not one.
+            waiting = re.search(rb"(?i)(?:password[^\r\n]*|repeat for confirmation): $", output)
+            if waiting and answered_at != len(output):
                 # getpass turns echo off with TCSAFLUSH, which drops what was typed before: type
                 # once it has (the pty's modes are shared by both ends).
                 while termios.tcgetattr(master)[3] & termios.ECHO and time.monotonic() < deadline:
                     time.sleep(0.01)
                 os.write(master, answer.encode() + b"\n")
-                answered = prompts
+                answered_at = len(output)
         elif proc.poll() is not None:
             break
     os.close(master)
