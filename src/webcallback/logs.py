@@ -12,7 +12,9 @@ starts (the HTTP handler once the callback is accepted, the dispatcher's task fo
 the SIP driver on each of its steps, the SIP worker's task) and added to each record by
 `ContextFilter` as `record.callback_id`. Under asyncio a task's context is its own, so one
 callback's id never shows on another's lines; a `loop.call_soon_threadsafe` from the SIP reactor
-carries the reactor's value at the time of the call.
+carries the reactor's value at the time of the call, and `Database.run` hands the context to the
+thread that runs a store call. A line about a callback logged outside its context names it with
+`extra={"callback_id": ...}`.
 
 Record fields other than the standard ones (`extra=`) become keys of the JSON object; the text
 format shows the message, then `callback=` and `error=` when set. Nothing here logs a secret:
@@ -92,7 +94,7 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class TextFormatter(logging.Formatter):
-    """`2026-12-04T20:45:35.123Z INFO webcallback.service.records: completed (…) callback=3f2a…`;
+    """`2026-12-04T20:45:35.123Z INFO webcallback.service.records: callback completed (…) callback=3f2a…`;
     in SIP worker N the logger is preceded by `sip[N]`. A traceback follows on its own lines."""
 
     def format(self, record: logging.LogRecord) -> str:

@@ -19,6 +19,7 @@ import pytest
 
 from webcallback import logs
 from webcallback.config import ConfigError, LogSettings, load_settings
+from webcallback.store.db import Database
 
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR) \S+( \S+)?: ")
 
@@ -115,6 +116,20 @@ def test_a_thread_binding_its_callback_does_not_leak_into_another() -> None:
     thread.start()
     thread.join()
     assert seen == ["in-thread", None]
+
+
+async def test_a_store_call_sees_the_callback_id_of_its_caller(db: Database) -> None:
+    """On PostgreSQL `Database.run` hands the call to a pool thread; the context goes with it."""
+    seen = []
+
+    def store_call() -> None:
+        seen.append((logs.CALLBACK_ID.get(), threading.current_thread() is threading.main_thread()))
+
+    with logs.callback_bound("cb-db"):
+        await db.run(store_call)
+    await db.run(store_call)
+    in_thread = not db.is_sqlite
+    assert seen == [("cb-db", not in_thread), (None, not in_thread)]
 
 
 # ---- the settings ---------------------------------------------------------------------------------
