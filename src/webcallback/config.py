@@ -127,6 +127,52 @@ class NodeSettings:
     )
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """What `webcallback run` (and each SIP worker process) writes to stderr: one format for every
+    component — our loggers, uvicorn, Alembic, sippy (docs/operations.md, *Logs*)."""
+
+    format: str = doc(
+        "`text`: one line per record for people (`time level logger: message key=value`); `json`: "
+        "one JSON object per line (`time`, `level`, `logger`, `process`, `message`, and "
+        "`callback_id`, `error_id`, the access fields, `exc` when there are).",
+        "text",
+        choices=("text", "json"),
+    )
+    level: str = doc(
+        "Least severe level written: `debug` adds each SIP message (`webcallback.engines.sip.trace`) "
+        "and the call-control steps.",
+        "info",
+        choices=LOG_LEVELS,
+    )
+    levels: tuple[str, ...] = doc(
+        "Levels for single loggers, as `logger=level`: e.g. `webcallback.engines.sip.trace=debug` "
+        "writes each SIP message while the rest stays at `level`.",
+        (),
+    )
+    access: bool = doc(
+        "One line per HTTP request (`webcallback.access`: method, path, route, status, duration, "
+        "error id); uvicorn's own access log is off either way.",
+        True,
+    )
+
+    def __post_init__(self) -> None:
+        self.logger_levels()  # refuses a malformed entry at start-up, naming the key
+
+    def logger_levels(self) -> list[tuple[str, str]]:
+        """`levels` as (logger, level) pairs."""
+        pairs: list[tuple[str, str]] = []
+        for entry in self.levels:
+            name, sep, level = (part.strip() for part in entry.partition("="))
+            if not sep or not name or level.lower() not in LOG_LEVELS:
+                raise ConfigError("log.levels", f"{entry!r} is not `logger=level` ({', '.join(LOG_LEVELS)})")
+            pairs.append((name, level.lower()))
+        return pairs
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = doc(
@@ -604,6 +650,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     events: EventSettings = field(default_factory=EventSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
 
 # ---- loading -------------------------------------------------------------------------------

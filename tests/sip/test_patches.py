@@ -5,12 +5,16 @@ the patched transaction manager over real sockets, taking the dialog's route."""
 from __future__ import annotations
 
 import importlib.metadata
+import io
+import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sippy.Core.Exceptions as sippy_exceptions
 
 from webcallback.engines.sip import _sippy
 from webcallback.engines.sip import reactor as reactor_mod
@@ -108,6 +112,87 @@ def test_another_version_or_a_missing_attribute_fails_the_check(monkeypatch: pyt
     found = _sippy.problems()
     assert "sippy is 2.6.0, the patches were written for 2.5.0" in found
     assert "UA.godead_timeout is gone" in found
+
+
+def test_a_dump_exception_with_another_shape_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    def dump_exception(msg: str, stream: Any = None, extra: Any = None) -> None:
+        """What an upgrade might do: the stream renamed, and written without a final flush."""
+        print(msg, file=stream)
+
+    monkeypatch.setattr(sippy_exceptions, "dump_exception", dump_exception)
+    found = _sippy.problems()
+    assert "dump_exception('msg', 'stream', 'extra') is no longer (msg, f, extra)" in found
+    assert "dump_exception no longer has `f.flush()`" in found
+
+
+# ---- (10) sippy's output as log records ------------------------------------------------------------
+
+
+def test_sippys_tracebacks_become_one_error_record_each(caplog: pytest.LogCaptureFixture) -> None:
+    _sippy.apply(Udp_server_opts.nworkers, 32.0)
+    with caplog.at_level(logging.INFO, logger="sippy"):
+        try:
+            raise ValueError("bad header")
+        except ValueError:
+            sippy_exceptions.dump_exception("can't parse SIP request from x", extra="GARBAGE")
+    (dumped,) = [r for r in caplog.records if r.name == "sippy"]
+    text = dumped.getMessage()
+    assert dumped.levelno == logging.ERROR
+    assert "can't parse SIP request from x" in text and "ValueError: bad header" in text and "GARBAGE" in text
+
+
+class Collect(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
+
+
+def test_what_the_reactor_thread_prints_becomes_records_and_other_threads_pass_through() -> None:
+    stream, records = io.StringIO(), list[logging.LogRecord]()
+    logger = logging.getLogger("tests.sippy-prints")
+    handler = Collect(records)
+    logger.addHandler(handler)
+    try:
+        prints = _sippy.ReactorPrints(stream, _sippy.LogWriter(logger, logging.WARNING, per_line=True))
+
+        def reactor() -> None:
+            _sippy.prints_to_log()
+            print("2026-12-04 invalid status code in SIP response from 10.0.0.1:5060:", file=prints)
+            print("SIP/2.0 050 Odd\r\nVia: x", file=prints)
+            prints.flush()
+
+        thread = threading.Thread(target=reactor)
+        thread.start()
+        thread.join()
+        print("the lab's banner", file=prints)  # this thread is not marked
+    finally:
+        logger.removeHandler(handler)
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.WARNING, "2026-12-04 invalid status code in SIP response from 10.0.0.1:5060:"),
+        (logging.WARNING, "SIP/2.0 050 Odd\r\nVia: x"),
+    ]
+    assert stream.getvalue() == "the lab's banner\n"
+    assert prints.getvalue() == "the lab's banner\n"  # anything else is the stream's own
+
+
+def test_a_garbage_datagram_is_logged_by_the_running_reactor(
+    in_reactor: Callable[[Callable[[], Any]], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the real reactor: sippy cannot parse what reached its port and says so, as a
+    record of the `sippy` logger (not a dump on standard output)."""
+    port = in_reactor.config["_sip_port"]  # type: ignore[attr-defined]  # set by the fixture
+    marker = f"NOT A SIP MESSAGE AT ALL ({threading.get_ident()})"  # sippy drops under 32 bytes
+    with caplog.at_level(logging.ERROR, logger="sippy"), _udp() as peer:
+        peer.sendto(f"{marker}\r\n\r\n".encode(), ("127.0.0.1", port))
+        deadline = time.monotonic() + 30  # a hang guard: the record comes as soon as the reactor runs
+        while not [r for r in caplog.records if r.name == "sippy" and marker in r.getMessage()]:
+            assert time.monotonic() < deadline, caplog.text[-2000:]
+            time.sleep(0.01)
+    (dumped,) = [r for r in caplog.records if r.name == "sippy" and marker in r.getMessage()]
+    assert dumped.levelno == logging.ERROR and "can't parse SIP request from" in dumped.getMessage()
 
 
 # ---- the re-INVITE's ACK over real sockets ------------------------------------------------------

@@ -188,11 +188,11 @@ class BillingService:
     async def _finish(self, result: Settlement) -> None:
         if await self._db.run(self.credits.finish, result):
             log.info(
-                "callback %s %s: charged %s%s",
-                result.callback_id,
+                "callback %s: charged %s%s",
                 result.state,
                 result.total,
                 " (capped at the reservation)" if result.capped else "",
+                extra={"callback_id": result.callback_id},
             )
 
     async def release_stale(self, older_than: float, now: datetime | None = None) -> int:
@@ -204,7 +204,8 @@ class BillingService:
         count = 0
         for callback_id, state in await self._db.run(self.credits.stale, cutoff):
             if state == COMPLETED:
-                log.warning("callback %s completed but was never settled; reservation kept", callback_id)
+                log.warning("callback completed but was never settled; reservation kept",
+                            extra={"callback_id": callback_id})  # fmt: skip
                 continue
             ended = state is None or state in FINAL_STATES
             if ended and await self._db.run(self.credits.finish, release(callback_id, "stale")):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +12,7 @@ import click
 
 from webcallback.cli.common import config_option, settings_from
 from webcallback.config import ConfigError, Settings, settings_as_dict, to_toml
+from webcallback.logs import configure as configure_logging
 from webcallback.service.node import NodeInUse, NodeLock, node_id
 
 
@@ -88,7 +88,7 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
     # that paused the SIP reactor for 1-2 s and failed calls; a high first-generation threshold
     # removed every full pass (BENCHMARKS.md, "SIP engine capacity"). Process-wide, so set here.
     gc.set_threshold(100_000, 50, 100)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log)  # every component's records, one format (logs.py)
     host, port = split_listen(settings.server.listen)
     try:
         sock, settings = bind_http(settings, host, port)  # port 0 resolved before the app reads it
@@ -120,8 +120,9 @@ def run(ctx: click.Context, ready_file: Path | None) -> None:
         app,
         host=host,
         port=port,
-        log_level="info",
-        access_log=False,
+        log_config=None,  # uvicorn's loggers propagate to ours (logs.configure)
+        log_level=None,
+        access_log=False,  # web/access.py writes the access lines
         lifespan="on",
         proxy_headers=False,
         server_header=False,

@@ -36,6 +36,7 @@ from webcallback.domain import (
     LegOrder,
     TelephonyEngine,
 )
+from webcallback.logs import bind_callback
 from webcallback.service.container import Services
 from webcallback.service.node import node_id
 from webcallback.service.records import CallRecorder, ProgressLog
@@ -196,6 +197,7 @@ class Dispatcher:
     # ---- one callback ------------------------------------------------------------------------
 
     async def _run(self, callback: Callback) -> None:
+        bind_callback(callback.id)  # this task's lines, and the engine's for it (logs.py)
         progress = ProgressLog(self._recorder, callback)
         try:
             result = await self._place(callback, progress)
@@ -210,13 +212,13 @@ class Dispatcher:
             spec = build_spec(self._settings, callback)
             return await asyncio.wait_for(self._engine.run_callback(spec, progress), self._watchdog(spec))
         except TimeoutError:
-            log.error("callback %s: the engine overran the callback's longest possible life", callback.id)
+            log.error("the engine overran the callback's longest possible life")
             return FailureReason.ENGINE_TIMEOUT
         except EngineError as exc:
-            log.error("callback %s: engine error: %s", callback.id, exc)
+            log.error("engine error: %s", exc)
             return FailureReason.ENGINE_ERROR
         except Exception:
-            log.exception("callback %s: failed unexpectedly", callback.id)
+            log.exception("the callback failed unexpectedly")
             return FailureReason.INTERNAL_ERROR
 
     def _watchdog(self, spec: CallbackSpec) -> float | None:
@@ -245,13 +247,11 @@ class Dispatcher:
         try:
             await progress.close()
             if retry:
-                await until_stored(write, f"callback {callback.id}: recording its end")
+                await until_stored(write, "recording the callback's end")
             else:
                 await write()
         except Exception:
-            log.exception(
-                "callback %s: could not record its end; a restart marks it interrupted", callback.id
-            )
+            log.exception("could not record the callback's end; a restart marks it interrupted")
 
     # ---- stopping ----------------------------------------------------------------------------
 
@@ -297,7 +297,7 @@ class Dispatcher:
         )
         for cid, result in zip(ids, results, strict=True):
             if isinstance(result, BaseException):
-                log.error("callback %s: hangup failed: %r", cid, result)
+                log.error("hangup failed: %r", result, extra={"callback_id": cid})
         tasks = list(self._tasks.values())
         _done, pending = await asyncio.wait(tasks, timeout=self._hangup_grace)
         for task in pending:

@@ -34,6 +34,7 @@ from webcallback.domain import (
     ProgressEvent,
     ReapResult,
 )
+from webcallback.logs import bind_callback
 from webcallback.service.container import Services
 from webcallback.service.retry import until_stored
 from webcallback.store.callbacks import BRIDGED, COMPLETED, DIALING, FAILED, Callback
@@ -65,12 +66,10 @@ class CallRecorder:
         stored = await self._db.run(self.store.finish, callback, state, outcome)
         if not stored:
             self._metrics.ended(callback.id)
-            log.warning(
-                "callback %s was already final; its outcome %s is dropped", callback.id, outcome.reason
-            )
+            log.warning("the callback was already final; its outcome %s is dropped", outcome.reason)
             return
         self._metrics.finished(callback.id, state, outcome)
-        log.info("callback %s %s (%s, bridged %.1f s)", callback.id, state, outcome.reason, outcome.bridged_s)
+        log.info("callback %s (%s, bridged %.1f s)", state, outcome.reason, outcome.bridged_s)
         await self._call_hooks(callback.id, outcome)
 
     async def fail(self, callback: Callback, reason: FailureReason, *, reap: bool = True) -> None:
@@ -93,8 +92,8 @@ class CallRecorder:
             return None
         results = await self._reaper.end(list(dialogs.values()), str(reason))
         for role, result in zip(dialogs, results, strict=True):
-            log.warning("callback %s: %s leg left up: %s (%s)", callback.id, role.value, result.result.value,
-                        result.sip_code or "no answer")  # fmt: skip
+            code = result.sip_code or "no answer"
+            log.warning("%s leg left up: %s (%s)", role.value, result.result.value, code)
         ended = [r.at for r in results if r.result is ReapResult.ENDED]
         return max(ended) if ended else None
 
@@ -111,18 +110,15 @@ class CallRecorder:
     async def interrupt(self, stale: list[Callback]) -> None:
         """End these callbacks as `interrupted`, all at once: each may wait up to Timer F (32 s)
         for a far end's answer to its BYE."""
-        for callback in stale:
-            log.warning(
-                "callback %s was %s when this node stopped: marking it interrupted",
-                callback.id,
-                callback.state,
-            )
-        results = await asyncio.gather(
-            *(self.fail(callback, FailureReason.INTERRUPTED) for callback in stale), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self._interrupt(cb) for cb in stale), return_exceptions=True)
         for callback, result in zip(stale, results, strict=True):
             if isinstance(result, BaseException):
-                log.error("callback %s: could not be recovered: %r", callback.id, result)
+                log.error("could not be recovered: %r", result, extra={"callback_id": callback.id})
+
+    async def _interrupt(self, callback: Callback) -> None:
+        bind_callback(callback.id)  # a task of its own (gather): its lines carry the id
+        log.warning("the callback was %s when this node stopped: marking it interrupted", callback.state)
+        await self.fail(callback, FailureReason.INTERRUPTED)
 
     async def checkpoint(self, callback_ids: list[str]) -> None:
         """Note that those of these callbacks that are bridged are still up now."""
@@ -134,7 +130,7 @@ class CallRecorder:
             try:
                 await hook(final, outcome)
             except Exception:
-                log.exception("callback %s: finished-hook %r failed; skipped", callback_id, hook)
+                log.exception("finished-hook %r failed; skipped", hook)
 
 
 def outcome_from_legs(
@@ -214,7 +210,7 @@ class ProgressLog:
                 # In order: a progress write waits out an outage before the next one is tried.
                 await until_stored(
                     functools.partial(self._recorder.progress, self._callback, event),
-                    f"callback {self._callback.id}: recording {event.leg} {event.state}",
+                    f"recording {event.leg} {event.state}",
                 )
             except Exception:
-                log.exception("callback %s: could not record progress %s", self._callback.id, event)
+                log.exception("could not record progress %s", event)

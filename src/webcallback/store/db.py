@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import sqlite3
@@ -256,7 +257,8 @@ class Database:
             if self._executor is None:
                 return fn(*args, **kwargs)
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+            call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)  # the callback id
+            return await loop.run_in_executor(self._executor, call)
         except OUTAGE_ERRORS:
             self.note_outage()
             raise

@@ -17,10 +17,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from webcallback.errors import SERVICE_UNAVAILABLE, ApiError, ServiceUnavailable, TooManyRequests
+from webcallback.logs import bind_callback
 from webcallback.service.callbacks import CallbackRequest
 from webcallback.service.container import LifespanHook, Services
 from webcallback.service.health import OUTAGE_ERRORS, outage_summary
 from webcallback.store.callbacks import Callback
+from webcallback.web.access import AccessLog, log_refusal, note
 from webcallback.web.billing_routes import BillingApi
 from webcallback.web.client_info import TrustedProxies
 from webcallback.web.inputs import read_input, response_format
@@ -49,6 +51,7 @@ class WebCallbackApi:
         except ApiError as exc:
             self.services.metrics.callback_refused(exc.error_id)
             raise
+        bind_callback(callback.id)  # on this request's remaining lines, the access line included
         self.services.metrics.callback_accepted()
         if self.settings.api.success_body == "empty":
             return respond_empty(200)
@@ -83,11 +86,19 @@ class WebCallbackApi:
         """A store call failed because the database is unreachable or failing: 503 with the app's
         message, one WARNING line (no traceback: nothing is wrong with the request or the code)."""
         self.services.db.note_outage()
-        log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, outage_summary(exc))
-        return await self.api_error(request, ServiceUnavailable(retry_after=OUTAGE_RETRY_AFTER))
+        unavailable = ServiceUnavailable(retry_after=OUTAGE_RETRY_AFTER)
+        note(request, error_id=unavailable.error_id)
+        log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, outage_summary(exc),
+                    extra={"error_id": unavailable.error_id})  # fmt: skip
+        return self._render_error(request, unavailable)
 
     async def api_error(self, request: Request, exc: Exception) -> Response:
+        """A refusal: logged once (web/access.py), answered in the request's format."""
         assert isinstance(exc, ApiError)
+        log_refusal(request, exc)
+        return self._render_error(request, exc)
+
+    def _render_error(self, request: Request, exc: ApiError) -> Response:
         retry_after = exc.retry_after if isinstance(exc, TooManyRequests | ServiceUnavailable) else None
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         fields = {"message": exc.message, "error": exc.error_id}
@@ -99,6 +110,7 @@ class WebCallbackApi:
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         fields = {"message": str(exc.detail), "error": "http-" + str(exc.status_code)}
+        note(request, error_id=fields["error"])
         return respond(response_format(request, self.settings), exc.status_code, fields, exc.headers)
 
     async def client_gone(self, request: Request, exc: Exception) -> Response:
@@ -159,5 +171,8 @@ def create_app(
         routes=[*api.routes(), *extra_routes],
         exception_handlers=handlers,
         lifespan=lifespan,
-        middleware=[Middleware(HttpMetrics, metrics=services.metrics)],
+        middleware=[
+            *([Middleware(AccessLog)] if services.settings.log.access else []),
+            Middleware(HttpMetrics, metrics=services.metrics),
+        ],
     )

@@ -10,6 +10,7 @@ from webcallback.config import Settings
 from webcallback.errors import ApiError, PayloadTooLarge
 from webcallback.security.digest_auth import DigestInput
 from webcallback.service.auth import Credentials
+from webcallback.web.access import note
 from webcallback.web.client_info import ClientInfo, TrustedProxies
 from webcallback.web.params import Params, body_format_of, parse_params, pick
 from webcallback.web.responses import choose_format
@@ -70,4 +71,5 @@ async def read_input(request: Request, settings: Settings, proxies: TrustedProxi
             query=request.scope.get("query_string", b"").decode("latin-1"),
         ),
     )
+    note(request, user=credentials.username, client=client.address)  # for its log lines (access.py)
     return ApiInput(params=params, client=client, credentials=credentials)

@@ -55,17 +55,25 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sending = ResponseStatus(send)
         try:
             await self.app(scope, receive, sending)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_request(template, scope["method"], status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.http_request(template, scope["method"], sending.status, elapsed)
+
+
+class ResponseStatus:
+    """An ASGI `send` that passes every message on and notes the response's status (500 until
+    the response starts: what an exception escaping the app is answered with)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)

@@ -46,6 +46,13 @@ The patches (sippy 2.5.0):
 9. `SipTransactionManager.newTransaction` — the 408 sippy makes up when Timer B fires (no response
    at all, `t.r408`) gets a reason phrase of its own, `NO_RESPONSE_REASON`, so that a leg tells it
    from a 408 a far end sent.
+10. sippy's own output, into `logging` (the `sippy` logger, so in the service's one format,
+   logs.py): `Core.Exceptions.dump_exception` writes its tracebacks to the `f` it defaults to, the
+   `sys.stdout` of when sippy was imported: its default becomes a writer that makes each dump one
+   ERROR record (it ends every dump with `f.flush()`). And sippy `print()`s some protocol
+   anomalies ("invalid status code in SIP response", "INVITE transaction stuck") from the reactor
+   thread: `sys.stdout` becomes a stream that turns what the reactor thread prints into WARNING
+   records (one per line printed) and passes every other thread's output through unchanged.
 """
 
 from __future__ import annotations
@@ -53,10 +60,14 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import inspect
+import logging
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import sippy.Core.Exceptions as sippy_exceptions
 import sippy.Time.MonoTime as monotime
 from sippy.CCEvents import (
     CCEventConnect,
@@ -129,7 +140,10 @@ SOURCE: dict[str, tuple[str, ...]] = {
     # (5) the queue is assigned in the constructor, and the sender threads take from it
     "Network_server.__init__": ("self.sendqueue = Queue()",),
     "AsyncSender.run": ("self.userv.sendqueue.get()",),
+    # (10) a dump is written to `f` and ends with its flush
+    "dump_exception": ("f.write(SEPT)", "f.flush()"),
 }
+DUMP_EXCEPTION_PARAMETERS = ("msg", "f", "extra")  # (10) `f` is the second default replaced
 # (3), (4), (6): attributes we set, read or replace
 ATTRIBUTES: dict[str, tuple[object, str]] = {
     "MonoTime.clock_getdtime": (monotime, "clock_getdtime"),
@@ -160,6 +174,7 @@ def _targets() -> dict[str, Callable[..., Any]]:
         "AsyncReceiver.run": AsyncReceiver.run,
         "Udp_server.__init__": Udp_server.__init__,
         "Udp_server_opts.getSockOpts": Udp_server_opts.getSockOpts,
+        "dump_exception": sippy_exceptions.dump_exception,
     }
     return {name: inspect.unwrap(fn) for name, fn in found.items()}
 
@@ -189,6 +204,9 @@ def problems() -> list[str]:
             continue
         found += [f"{name} no longer has `{line}`" for line in lines if line not in source]
     found += [f"{name} is gone" for name, (owner, attr) in ATTRIBUTES.items() if not hasattr(owner, attr)]
+    parameters = tuple(inspect.signature(targets["dump_exception"]).parameters)
+    if parameters != DUMP_EXCEPTION_PARAMETERS:
+        found.append(f"dump_exception{parameters} is no longer (msg, f, extra)")
     if (monotime.CLOCK_REALTIME, monotime.CLOCK_MONOTONIC) != (time.CLOCK_REALTIME, time.CLOCK_MONOTONIC_RAW):
         found.append(
             f"sippy's clock ids are now {(monotime.CLOCK_REALTIME, monotime.CLOCK_MONOTONIC)}, "
@@ -208,8 +226,9 @@ def check() -> None:
 
 
 def apply(udp_workers: int, linger: float) -> None:
-    """Check, then patch (1)-(4). Call before the transaction manager is created (it starts the
-    UDP threads). The method patches are applied once per process; the settings each time."""
+    """Check, then patch (1)-(4) and (10). Call before the transaction manager is created (it
+    starts the UDP threads). The method patches are applied once per process; the settings each
+    time."""
     if udp_workers < 1:
         raise EngineError("engine.sip.udp_workers must be at least 1")
     if linger <= 0:
@@ -219,6 +238,7 @@ def apply(udp_workers: int, linger: float) -> None:
         _patch_transport_case()
         _patch_in_dialog_ack()
         monotime.clock_getdtime = time.clock_gettime
+        _output_to_log()
         setattr(SipURL, _MARK, True)
     Udp_server_opts.nworkers = udp_workers
     Udp_server_opts.flags = 0
@@ -297,3 +317,66 @@ def _patch_in_dialog_ack() -> None:
 
     SipTransactionManager.newTransaction = newTransaction
     SipTransactionManager.transmitReq = transmitReq
+
+
+# (10)
+
+sippy_log = logging.getLogger("sippy")
+_reactor_thread = threading.local()
+
+
+class LogWriter:
+    """A text stream whose output becomes records of `logger`: one per flush (`per_line=False`),
+    or one per line written (a write that ends a line ends a record). Buffers per thread."""
+
+    def __init__(self, logger: logging.Logger, level: int, *, per_line: bool) -> None:
+        self.logger, self.level, self.per_line = logger, level, per_line
+        self._buffers = threading.local()
+
+    def write(self, text: str) -> int:
+        buffered = getattr(self._buffers, "text", "") + text
+        self._buffers.text = buffered
+        if self.per_line and buffered.endswith("\n"):
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        text, self._buffers.text = getattr(self._buffers, "text", ""), ""
+        if text.strip():
+            self.logger.log(self.level, "%s", text.rstrip())
+
+
+class ReactorPrints:
+    """`sys.stdout` in a process that runs sippy: the reactor thread's output to `prints`, every
+    other thread's to `stream`, as before."""
+
+    def __init__(self, stream: Any, prints: LogWriter) -> None:
+        self._stream, self._prints = stream, prints
+
+    def write(self, text: str) -> int:
+        if getattr(_reactor_thread, "marked", False):
+            return self._prints.write(text)
+        written: int = self._stream.write(text)
+        return written
+
+    def flush(self) -> None:
+        if getattr(_reactor_thread, "marked", False):
+            self._prints.flush()
+        else:
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _output_to_log() -> None:
+    defaults = sippy_exceptions.dump_exception.__defaults__ or ()
+    traceback_writer = LogWriter(sippy_log, logging.ERROR, per_line=False)
+    sippy_exceptions.dump_exception.__defaults__ = (traceback_writer, *defaults[1:])
+    if not isinstance(sys.stdout, ReactorPrints):
+        sys.stdout = ReactorPrints(sys.stdout, LogWriter(sippy_log, logging.WARNING, per_line=True))
+
+
+def prints_to_log() -> None:
+    """(10) Called by the reactor thread: what it prints becomes `sippy` log records."""
+    _reactor_thread.marked = True

@@ -41,6 +41,7 @@ from webcallback.engines.sip.addressing import NextHop, from_identity
 from webcallback.engines.sip.dialogs import read_dialog
 from webcallback.engines.sip.failover import Router
 from webcallback.engines.sip.translate import to_core
+from webcallback.logs import CALLBACK_ID
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class CallDriver:
         if isinstance(event, CCEventUpdate):
             # A far end re-INVITEs (hold, codec change). Relaying it to the other leg is not
             # implemented; refusing it leaves the session as it was (RFC 3261 §14.1).
-            log.info("[%s] %s: refusing a re-INVITE from the far end", self.id, role.value)
+            log.info("%s: refusing a re-INVITE from the far end", role.value, extra={"callback_id": self.id})
             ua.recvEvent(CCEventFail((488, "Not Acceptable Here")))
             return
         if self._router is not None and self._trunk_event(role, event):
@@ -135,7 +136,7 @@ class CallDriver:
     def _receive(self, event: ev.Event | None) -> list[Command]:
         if event is None:
             return []
-        log.debug("[%s] <- %s", self.id, event)
+        log.debug("<- %s", event)
         return self.session.receive(event, self.dialling.clock())
 
     def _on_timer(self) -> None:
@@ -152,18 +153,21 @@ class CallDriver:
         if self._busy:
             return
         self._busy = True
+        # This callback's id on the lines of the step, and on what it hands to the loop (logs.py).
+        token = CALLBACK_ID.set(self.id)
         try:
             while self._inbox and not self._dead:
                 self._run(self._inbox.popleft())
             self._arm()
         finally:
             self._busy = False
+            CALLBACK_ID.reset(token)
 
     def _run(self, produce: Callable[[], list[Command]]) -> None:
         try:
             commands = produce()
         except IllegalTransition as exc:  # a far end out of step (or a race): keep the call
-            log.warning("[%s] ignored: %s", self.id, exc)
+            log.warning("ignored: %s", exc)
             return
         except Exception as exc:
             self._fail("call-control error", exc)
@@ -176,7 +180,7 @@ class CallDriver:
 
     def _fail(self, what: str, exc: Exception) -> None:
         """A bug or a broken SIP stack, not a call failure: drop both legs, report EngineError."""
-        log.exception("[%s] %s", self.id, what, exc_info=exc)
+        log.exception("%s", what, exc_info=exc)
         self._dead = True
         self._disconnect_all()
         self.sink.broken(exc)
@@ -209,7 +213,7 @@ class CallDriver:
         elif isinstance(command, Originate):
             self._originate(command)
         else:
-            log.debug("[%s] -> %s", self.id, type(command).__name__)
+            log.debug("-> %s", type(command).__name__)
             if command.leg not in self._uas:  # its INVITE still waits for the trunk's max_cps
                 return
             self._uas[command.leg].recvEvent(_to_sippy(command))
@@ -246,7 +250,7 @@ class CallDriver:
             return
         d = self.dialling
         host, port = d.next_hop(cmd.number)
-        log.info("[%s] %s: INVITE %s via %s:%d", self.id, cmd.leg.value, cmd.number, host, port)
+        log.info("%s: INVITE %s via %s:%d", cmd.leg.value, cmd.number, host, port)
         ua = UA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(host, port),
                 username=d.username, password=d.password)  # fmt: skip
         self._uas[cmd.leg] = ua
@@ -349,7 +353,7 @@ class CallDriver:
             try:
                 ua.recvEvent(CCEventDisconnect())
             except Exception:  # best effort while failing
-                log.debug("[%s] disconnect failed", self.id, exc_info=True)
+                log.debug("disconnect failed", exc_info=True)
 
 
 def _to_sippy(command: Command) -> Any:

@@ -135,7 +135,7 @@ class SipEngine:
             try:
                 on_progress(event)
             except Exception:  # the dispatcher's bug must not kill the call
-                log.exception("[%s] on_progress failed", callback_id)
+                log.exception("on_progress failed", extra={"callback_id": callback_id})
 
         def settle(result: CallOutcome | None, error: BaseException | None) -> None:
             if future.done():
@@ -143,7 +143,8 @@ class SipEngine:
             if error is not None:
                 future.set_exception(EngineError(f"SIP engine failed: {error}"))
             elif result is not None:
-                log.info("[%s] finished: %s, bridged %.1f s", callback_id, result.reason, result.bridged_s)
+                log.info("SIP legs finished: %s, bridged %.1f s", result.reason, result.bridged_s,
+                         extra={"callback_id": callback_id})  # fmt: skip
                 future.set_result(result)
 
         def hop(fn: Callable[..., None], *args: object) -> None:

@@ -74,6 +74,7 @@ class Reactor:
     def _run(self) -> None:
         _sippy.own_timers()
         unreachable.set_poster(ED2.callFromThread)
+        _sippy.prints_to_log()
         config: dict[str, Any] = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": _SipLog()}
         try:
             config["_sip_tm"] = _TransactionManager(config, _out_of_dialog_request)

@@ -25,7 +25,8 @@ import sys
 import zlib
 from dataclasses import dataclass, field, replace
 
-from webcallback.config import SipSettings
+from webcallback import logs
+from webcallback.config import LOG_LEVELS, LogSettings, SipSettings
 from webcallback.domain import (
     CallbackSpec,
     CallOutcome,
@@ -173,7 +174,7 @@ class ShardedSipEngine:
             index=worker.index,
             next_hop=self.next_hop,
             gc_threshold=gc.get_threshold(),
-            log_level=logging.getLogger("webcallback").getEffectiveLevel(),
+            log=worker_log_settings(),
         )
         process.stdin.write(frame(("config", config)))
         try:
@@ -205,9 +206,10 @@ class ShardedSipEngine:
                 call = worker.calls.get(event.callback_id)
                 if call is not None:
                     try:
-                        call.on_progress(event)
+                        with logs.callback_bound(event.callback_id):  # on the dispatcher's lines for it
+                            call.on_progress(event)
                     except Exception:  # the dispatcher's bug must not kill the call
-                        log.exception("[%s] on_progress failed", event.callback_id)
+                        log.exception("on_progress failed", extra={"callback_id": event.callback_id})
             case ("outcome", str(callback_id), CallOutcome() as outcome):
                 call = worker.calls.get(callback_id)
                 if call is not None and not call.future.done():
@@ -264,6 +266,16 @@ class ShardedSipEngine:
         if worker.reader_task is not None and worker.reader_task is not asyncio.current_task():
             await asyncio.gather(worker.reader_task, return_exceptions=True)
         worker.reader_task = None
+
+
+def worker_log_settings() -> LogSettings:
+    """The workers log as this process does: its `[log]` settings when `logs.configure` set them
+    up (`webcallback run`), else (an engine inside tests) at the level `webcallback` logs at."""
+    configured = logs.active()
+    if configured is not None:
+        return configured
+    level = logging.getLevelName(logging.getLogger("webcallback").getEffectiveLevel()).lower()
+    return LogSettings(level=level if level in LOG_LEVELS else "info")
 
 
 def _child_env() -> dict[str, str]:

@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from webcallback.config import SipSettings
+from webcallback.config import LogSettings, SipSettings
 
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 16 * 1024 * 1024
@@ -29,7 +29,7 @@ class WorkerConfig:
     index: int
     next_hop: str | None  # "module:function" resolved in the worker (tests and benchmarks), or None
     gc_threshold: tuple[int, ...]
-    log_level: int
+    log: LogSettings  # the parent's: the worker writes the same format (logs.py)
 
 
 def frame(message: tuple[Any, ...]) -> bytes:

@@ -25,6 +25,7 @@ import sys
 import time
 from typing import Any
 
+from webcallback import logs
 from webcallback.domain import CallbackSpec, EngineError
 from webcallback.engines.sip.addressing import NextHop
 from webcallback.engines.sip.engine import SipEngine
@@ -154,6 +155,7 @@ class Worker:
             self.stopping.set()  # "stop", or end of file: the parent is gone
 
     async def _run(self, engine: SipEngine, spec: CallbackSpec) -> None:
+        logs.bind_callback(spec.callback_id)  # this task's own context
         try:
             outcome = await engine.run_callback(spec, lambda event: self.send("progress", event))
         except Exception as exc:  # EngineError, or a bug: the parent fails the callback with it
@@ -165,11 +167,7 @@ class Worker:
 def _configure(config: WorkerConfig) -> None:
     if config.gc_threshold:
         gc.set_threshold(*config.gc_threshold)
-    logging.basicConfig(
-        level=config.log_level,
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s sip[{config.index}] %(name)s: %(message)s",
-    )
+    logs.configure(config.log, process=f"sip[{config.index}]")
 
 
 async def _main(protocol_out: int) -> None:
