@@ -49,6 +49,7 @@ class EndedBy(enum.StrEnum):
     MAX_DURATION = "max-duration"
     SHUTDOWN = "shutdown"
     ERROR = "error"
+    SESSION_EXPIRED = "session-expired"  # its session timer ran out (RFC 4028)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ inside `recvEvent`), so incoming events are queued and handled one at a time, in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -17,21 +18,40 @@ from typing import Any
 
 from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
-from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
+from webcallback.core.commands import (
+    Ack,
+    Bye,
+    Cancel,
+    Command,
+    Finished,
+    Originate,
+    Refresh,
+    Reoffer,
+    Report,
+)
+from webcallback.core.session_timer import Headers
 from webcallback.domain import CallOutcome, EndedBy, LegRole, LegState, ProgressEvent
 from webcallback.engines.sip._sippy import (
-    UA,
     CCEventConnect,
     CCEventDisconnect,
     CCEventFail,
+    CCEventPreConnect,
     CCEventTry,
     CCEventUpdate,
+    FinalResponse,
+    InDialogAnswer,
+    InDialogRequest,
+    LegUA,
     MsgBody,
     SipCallId,
     Timeout,
+    header_fields,
+    send_refresh,
 )
 from webcallback.engines.sip.addressing import NextHop, from_identity
 from webcallback.engines.sip.dialogs import read_dialog
+from webcallback.engines.sip.in_dialog import ALLOW_HEADER
+from webcallback.engines.sip.in_dialog import answer as answer_in_dialog
 from webcallback.engines.sip.translate import to_core
 
 log = logging.getLogger(__name__)
@@ -69,9 +89,10 @@ class Sink:
 class _Invite(CCEventTry):  # type: ignore[misc]
     """CCEventTry that sets the From host (sippy would use our own address)."""
 
-    def __init__(self, data: tuple[Any, ...], from_domain: str | None) -> None:
+    def __init__(self, data: tuple[Any, ...], from_domain: str | None, headers: Headers) -> None:
         super().__init__(data)
         self.from_domain = from_domain
+        self.extra_headers = header_fields(headers)  # kept on a 401/407 retry (req_extra_headers)
 
     def onUacSetupComplete(self, uac: Any) -> None:
         if self.from_domain:
@@ -91,6 +112,11 @@ class CallDriver:
         self._inbox: deque[Callable[[], list[Command]]] = deque()
         self._busy = False
         self._dead = False
+        # per leg, from its final responses: the Session-Expires of the 2xx the next event is
+        # about, the far end's Allow, whether a refresh of ours is in flight
+        self._answer_se: dict[LegRole, str | None] = {}
+        self._allow: dict[LegRole, frozenset[str]] = {}
+        self._refreshing: set[LegRole] = set()
 
     # ---- entry points (reactor thread) -----------------------------------------------------
 
@@ -112,7 +138,55 @@ class CallDriver:
             return
         # Read the event against the leg's phase when it is handled, not when it arrives: events
         # queued behind the current step may see a phase that step has not reached yet.
-        self._step(lambda: self._receive(to_core(event, role, self.session.phase(role))))
+        answered = isinstance(event, CCEventConnect | CCEventPreConnect)
+        se = self._answer_se.pop(role, None) if answered else None
+        self._step(lambda: self._receive(_with_timer(to_core(event, role, self.session.phase(role)), se)))
+
+    # ---- what sippy's LegUA shows us first (reactor thread, inside sippy) ---------------------
+
+    def _on_final(self, role: LegRole, final: FinalResponse) -> Headers | None:
+        """A final response to an INVITE of the leg; headers to retry a 422 with, else None."""
+        if final.allow is not None:
+            self._allow[role] = final.allow
+        if 200 <= final.code < 300:
+            self._answer_se[role] = final.session_expires
+        elif final.code == 422 and final.initial:
+            retry = self.session.retry_after_422(role, final.min_se)
+            if retry is not None:
+                log.info("[%s] %s: 422, retrying with Min-SE %s", self.id, role.value, final.min_se)
+                return (*retry, ALLOW_HEADER)
+        return None
+
+    def _on_request(self, role: LegRole, req: InDialogRequest) -> InDialogAnswer | None:
+        leg = self.session.legs[role]
+        reply, terms = answer_in_dialog(req, leg.policy, role in self._refreshing)
+        if reply is not None:
+            log.debug("[%s] %s: %s answered %d", self.id, role.value, req.method, reply.code)
+        if terms is not None:
+            self._feed(ev.RefreshReceived(leg=role, terms=terms))
+        return reply
+
+    def _refresh(self, cmd: Refresh) -> None:
+        role = cmd.leg
+        method = "UPDATE" if "UPDATE" in self._allow.get(role, frozenset()) else "INVITE"
+        log.debug("[%s] %s: session refresh by %s", self.id, role.value, method)
+        self._refreshing.add(role)
+        send_refresh(self._uas[role], method, (*cmd.headers, ALLOW_HEADER),
+                     functools.partial(self._refresh_answered, role))  # fmt: skip
+        self._refresh_dialog(role)  # the refresh took a CSeq
+
+    def _refresh_answered(self, role: LegRole, final: FinalResponse) -> None:
+        self._refreshing.discard(role)
+        if final.allow is not None:
+            self._allow[role] = final.allow
+        event: ev.Event
+        if 200 <= final.code < 300:
+            event = ev.RefreshAnswered(leg=role, session_expires=final.session_expires)
+        else:
+            log.info("[%s] %s: session refresh answered %d", self.id, role.value, final.code)
+            event = ev.RefreshFailed(leg=role, code=final.code, reason=final.reason, min_se=final.min_se)
+        # sippy tells us before it ACKs the response: act once the ACK has left (a BYE after it)
+        Timeout(functools.partial(self._feed, event), 0.0)
 
     def _receive(self, event: ev.Event | None) -> list[Command]:
         if event is None:
@@ -180,6 +254,8 @@ class CallDriver:
             self.sink.finished(command.outcome)
         elif isinstance(command, Originate):
             self._originate(command)
+        elif isinstance(command, Refresh):
+            self._refresh(command)
         else:
             log.debug("[%s] -> %s", self.id, type(command).__name__)
             self._uas[command.leg].recvEvent(_to_sippy(command))
@@ -212,13 +288,15 @@ class CallDriver:
         d = self.dialling
         host, port = d.next_hop(cmd.number)
         log.info("[%s] %s: INVITE %s via %s:%d", self.id, cmd.leg.value, cmd.number, host, port)
-        ua = UA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(host, port),
-                username=d.username, password=d.password)  # fmt: skip
+        ua = LegUA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(host, port),
+                   username=d.username, password=d.password)  # fmt: skip
+        ua.on_request = functools.partial(self._on_request, cmd.leg)
+        ua.on_final = functools.partial(self._on_final, cmd.leg)
         self._uas[cmd.leg] = ua
         body = MsgBody(cmd.sdp) if cmd.sdp is not None else None  # None: late offer (RFC 3725)
         user, display = from_identity(cmd.caller_id)
         data = (SipCallId(), user, cmd.number, body, None, display)
-        ua.recvEvent(_Invite(data, d.from_domain))
+        ua.recvEvent(_Invite(data, d.from_domain, (*cmd.headers, ALLOW_HEADER)))
 
     def _disconnect_all(self) -> None:
         for ua in self._uas.values():
@@ -232,7 +310,16 @@ def _to_sippy(command: Command) -> Any:
     if isinstance(command, Ack):  # the ACK sippy is holding for a 2xx that carried an offer
         return CCEventConnect((200, "OK", MsgBody(command.sdp)))
     if isinstance(command, Reoffer):
-        return CCEventUpdate(MsgBody(command.sdp))
+        event = CCEventUpdate(MsgBody(command.sdp))
+        event.extra_headers = header_fields((*command.headers, ALLOW_HEADER))
+        return event
     if isinstance(command, Cancel | Bye):  # sippy picks CANCEL or BYE from the dialog state
         return CCEventDisconnect()
     raise TypeError(f"not a SIP command: {command!r}")
+
+
+def _with_timer(event: ev.LegEvent | None, session_expires: str | None) -> ev.LegEvent | None:
+    """The 2xx's Session-Expires on the core event it became (sippy's events do not carry it)."""
+    if isinstance(event, ev.Answered | ev.ReofferAnswered):
+        return dataclasses.replace(event, session_expires=session_expires)
+    return event
