@@ -107,3 +107,16 @@ async def test_a_far_end_refresher_that_stops_ends_the_callback(
     await verdicts(back, dest)
     assert back.received("BYE") and dest.received("BYE")
     assert not [m for m in back.messages() if m.direction == "sent" and m.method == "INVITE"]
+
+
+async def test_a_422_is_retried_with_the_far_ends_min_se(make_engine: EngineFactory, phones: Phones) -> None:
+    engine = await make_engine(session_expires=100, session_min_se=90)
+    dest, back = phones("uas_answer.xml"), phones(str(TEST_SCENARIOS / "uas_422.xml"))
+    outcome, _ = await run(engine, spec_for(dest, back, max_duration=1.0))
+    assert outcome.reason is FailureReason.COMPLETED
+    await verdicts(dest, back)
+    first, retry = [m for m in back.received("INVITE") if "tag=" not in m.headers("To")[0]]
+    assert first.headers("Session-Expires") == ["100;refresher=uac"] and first.headers("Min-SE") == ["90"]
+    assert retry.headers("Session-Expires") == ["120;refresher=uac"] and retry.headers("Min-SE") == ["120"]
+    assert retry.headers("Call-ID") == first.headers("Call-ID")
+    assert int(retry.headers("CSeq")[0].split()[0]) > int(first.headers("CSeq")[0].split()[0])

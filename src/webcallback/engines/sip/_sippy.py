@@ -439,12 +439,18 @@ class LegUA(UA):  # type: ignore[misc]
         if hook is not None and state is not None and not state.dead and method == "INVITE" and code >= 200:
             retry = hook(_final(resp, initial=not state.connected))
             if retry is not None and code == 422 and cseq in self.reqs and not state.connected:
-                extra = header_fields(retry)
-                req = self.genRequest("INVITE", self.lSDP, extra_headers=extra)
-                self.newUacTransaction(req, req_extra_headers=extra)
-                del self.reqs[cseq]
+                # after the transaction layer has ACKed the 422 (it does once we return)
+                Timeout(functools.partial(self._retry_invite, state, cseq, retry), 0.0)
                 return
         super().recvResponse(resp, tr)
+
+    def _retry_invite(self, state: Any, cseq: int, headers: Headers) -> None:
+        if self.state is not state or cseq not in self.reqs:  # hung up meanwhile
+            return
+        extra = header_fields(headers)
+        req = self.genRequest("INVITE", self.lSDP, extra_headers=extra)
+        self.newUacTransaction(req, req_extra_headers=extra)
+        del self.reqs[cseq]
 
 
 def send_refresh(ua: LegUA, method: str, headers: Headers, on_final: Callable[[FinalResponse], None]) -> None:
