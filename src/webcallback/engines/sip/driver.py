@@ -249,6 +249,8 @@ class CallDriver:
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, Report):
+            if command.progress.ended_by is EndedBy.SESSION_EXPIRED:
+                log.info("[%s] %s: session expired (RFC 4028)", self.id, command.progress.leg)
             self.sink.progress(self._with_dialog(command.progress))
         elif isinstance(command, Finished):
             self.sink.finished(command.outcome)
