@@ -29,7 +29,7 @@ def answer(
     `refreshing`: a refresh re-INVITE of ours is in flight (a crossing offer gets 491)."""
     method = req.method
     if method == "INVITE":
-        if not req.idle or not _unchanged(req):
+        if not req.idle or not _unchanged(req) or req.local_sdp is None:  # (none: 2xx not yet ACKed)
             return None, None  # sippy: 491 while it has a re-INVITE of its own, else up to the driver
         if refreshing:
             return _glare(), None
