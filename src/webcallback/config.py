@@ -342,6 +342,20 @@ class SipSettings:
         "process, so this is how a node uses more than one core. 0: one per CPU core.",
         1,
     )
+    session_expires: int = doc(
+        "Session timer (RFC 4028) asked for on both legs, in seconds: our INVITEs carry "
+        "`Session-Expires` with us as the refresher, and each leg is refreshed (UPDATE if the far "
+        "end allows it, else re-INVITE) at half the interval agreed. A refresh answered 408/481 "
+        "or not at all, or a far-end refresher that stops refreshing, ends the callback with "
+        "reason `session-expired`. 0 turns session timers off.",
+        1800,
+    )
+    session_min_se: int = doc(
+        "`Min-SE` we send and the shortest session interval we accept from a far end (a shorter "
+        "one is answered 422). RFC 4028 requires at least 90; smaller values are for tests only "
+        "(to see refreshes within seconds) and are logged as a warning.",
+        90,
+    )
     worker_full_gc_every: float = doc(
         "Seconds between full garbage collections in a SIP worker process (`processes` > 1). A "
         "worker collects its young objects every 0.25 s; a full pass walks every live call and "

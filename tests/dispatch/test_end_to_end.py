@@ -301,3 +301,26 @@ async def test_sip_worker_processes_place_callbacks_and_stop_with_the_service(
     assert {leg["ended_by"] for leg in body["legs"].values()} == {"shutdown"}
     assert all(_gone(pid) for pid in workers)
     assert "SIP engine started: 2 worker processes" in service.stderr
+
+
+async def test_a_far_end_that_lost_the_call_ends_it_as_session_expired(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Session timers through the service: both legs refreshed by UPDATE every 2 s (a 4 s session;
+    `session_min_se` below RFC 4028's 90 s, for tests only); the trunk answers the refresh 481, so
+    the callback ends with BYE on both legs and `session-expired` in the store and the CDR."""
+    lost = Path(__file__).parents[1] / "sip" / "scenarios" / "uas_timer_update_481.xml"
+    async with LabPhones(free_udp_port(), ring_ms=RING_MS, log_dir=tmp_path / "lost", scenario=lost) as trunk:
+        env, cwd = start(sqlite_url, tmp_path, trunk.uri, ENGINE__SIP__SESSION_EXPIRES="4",
+                         ENGINE__SIP__SESSION_MIN_SE="2")  # fmt: skip
+        with running_service(env, cwd) as service:
+            callback_id = place(service)
+            service.wait_status(callback_id, ("completed", "failed"))
+            body = service.status(callback_id)
+            assert service.terminate()
+    assert (body["state"], body["reason"]) == ("completed", "session-expired"), body
+    ended_by = sorted(leg["ended_by"] for leg in body["legs"].values())
+    assert ended_by == ["peer-leg", "session-expired"], body["legs"]
+    expired = next(leg for leg in body["legs"].values() if leg["ended_by"] == "session-expired")
+    assert expired["sip_code"] == 481
+    assert body["cdr"]["reason"] == "session-expired" and body["cdr"]["bridged_s"] > 0

@@ -66,14 +66,19 @@ async def make_engine(sip_listen: str) -> AsyncIterator[EngineFactory]:
 def phones(tmp_path: Path) -> Iterator[Callable[..., Phone]]:
     made: list[Phone] = []
 
-    def factory(scenario: str, ring_ms: int | None = None, talk_ms: int | None = None) -> Phone:
+    def factory(
+        scenario: str,
+        ring_ms: int | None = None,
+        talk_ms: int | None = None,
+        knobs: dict[str, str] | None = None,
+    ) -> Phone:
         # Ports are picked free, but SIPp also binds the ports next to its media port, and other
         # test processes pick ports too: on a bind failure, try other ports.
         for attempt in range(3):
             phone = Phone(scenario, free_udp_port(), free_udp_port(), tmp_path)
             made.append(phone)
             try:
-                return phone.start(ring_ms=ring_ms, talk_ms=talk_ms)
+                return phone.start(ring_ms=ring_ms, talk_ms=talk_ms, knobs=knobs)
             except RuntimeError:
                 if attempt == 2:
                     raise

@@ -23,6 +23,7 @@ from webcallback.lab import KAMAILIO_CFG, SCENARIOS_DIR
 from webcallback.lab.phones import free_udp_port as lab_udp_port
 
 SIPP = shutil.which("sipp")
+TEST_SCENARIOS = Path(__file__).parent / "scenarios"  # far ends only the tests play
 KAMAILIO = shutil.which("kamailio")
 HARD_LIMIT_S = 40  # coreutils timeout around every SIPp
 
@@ -169,19 +170,27 @@ class Phone:
     def trace_file(self) -> Path:
         return self.workdir / f"{self.port}_msg.log"
 
-    def start(self, ring_ms: int | None = None, talk_ms: int | None = None, calls: int = 1) -> Phone:
+    def start(
+        self,
+        ring_ms: int | None = None,
+        talk_ms: int | None = None,
+        calls: int = 1,
+        knobs: dict[str, str] | None = None,
+    ) -> Phone:
+        """`knobs`: more `-set NAME VALUE` variables for the scenario."""
         assert SIPP is not None
-        scenario = SCENARIOS_DIR / self.scenario
+        scenario = SCENARIOS_DIR / self.scenario  # a test scenario's absolute path stays as it is
         if talk_ms is not None:  # SIPp cannot take a variable as a recv timeout: edit a copy
             text = scenario.read_text().replace('timeout="3000"', f'timeout="{talk_ms}"')
-            scenario = self.workdir / f"{self.port}_{self.scenario}"
+            scenario = self.workdir / f"{self.port}_{scenario.name}"
             scenario.write_text(text)
-        knobs = ["-set", "RING_MS", str(ring_ms)] if ring_ms is not None else []
+        sets = {**({"RING_MS": str(ring_ms)} if ring_ms is not None else {}), **(knobs or {})}
+        knob_args = [arg for name, value in sets.items() for arg in ("-set", name, value)]
         self.args = [
             "timeout", str(HARD_LIMIT_S), SIPP, "-sf", str(scenario), "-i", "127.0.0.1",
             "-p", str(self.port), "-mp", str(self.media_port), "-m", str(calls), "-nostdin",
             "-timeout", "30", "-trace_msg", "-message_file", str(self.trace_file),
-            "-trace_err", "-error_file", str(self.workdir / f"{self.port}_err.log"), *knobs,
+            "-trace_err", "-error_file", str(self.workdir / f"{self.port}_err.log"), *knob_args,
         ]  # fmt: skip
         out = (self.workdir / f"{self.port}_sipp.out").open("wb")
         self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)

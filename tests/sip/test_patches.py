@@ -280,3 +280,20 @@ def test_the_reinvite_ack_goes_through_the_proxy_not_to_the_contact(
     finally:
         proxy.close()
         far_end.close()
+
+
+def test_a_ua_that_no_longer_checks_cseq_as_leg_ua_does_fails_the_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def recvRequest(self: Any, req: Any, sip_t: Any) -> None:
+        """An upgrade that moved the CSeq check `LegUA` repeats."""
+
+    monkeypatch.setattr(_sippy.UA, "recvRequest", recvRequest)
+    found = _sippy.problems()
+    assert "UA.recvRequest no longer has `self.rCSeq = req.getHFBody('cseq').getCSeqNum()`" in found
+
+
+def test_header_fields_keep_their_spelling() -> None:
+    fields = _sippy.header_fields((("Session-Expires", "1800;refresher=uac"), ("Min-SE", "90")))
+    assert [str(f) for f in fields] == ["Session-Expires: 1800;refresher=uac", "Min-SE: 90"]
+    assert [str(f.getCopy()) for f in fields] == ["Session-Expires: 1800;refresher=uac", "Min-SE: 90"]

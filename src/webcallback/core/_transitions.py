@@ -107,3 +107,6 @@ PHASE_TO_STATE: Final = MappingProxyType(
 
 RINGING_PHASES: Final = frozenset({P.CALLING, P.RINGING})
 UP_PHASES: Final = frozenset({P.ANSWERED, P.HELD, P.REOFFERING, P.LINKED, P.BRIDGED})
+# Where a leg's session timer runs (RFC 4028): ACKed and no re-INVITE of ours in flight (in
+# ANSWERED the 2xx awaits its ACK; in REOFFERING the re-INVITE's answer refreshes the session).
+TIMED_PHASES: Final = frozenset({P.HELD, P.LINKED, P.BRIDGED})

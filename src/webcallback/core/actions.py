@@ -8,7 +8,7 @@ commands of one `receive`/`handle_timer` call, stamped with that call's `now`.
 from __future__ import annotations
 
 from webcallback.core._transitions import RINGING_PHASES, Phase, Trigger
-from webcallback.core.commands import Ack, Bye, Cancel, Command, Originate, Reoffer, Report
+from webcallback.core.commands import Ack, Bye, Cancel, Command, Originate, Refresh, Reoffer, Report
 from webcallback.core.leg import Leg
 from webcallback.core.sdp import blackhole_answer, restamp
 from webcallback.domain import CallbackSpec, EndedBy, LegRole, LegState, ProgressEvent
@@ -40,7 +40,10 @@ class LegActions:
         leg.progress_deadline = self.now + progress if progress is not None else None
         leg.offered_sdp = offer
         sdp = restamp(offer, leg.origin) if offer is not None else None
-        self.out.append(Originate(leg=leg.role, number=leg.number, caller_id=leg.caller_id, sdp=sdp))
+        headers = leg.policy.request_headers() if leg.policy is not None else ()
+        self.out.append(
+            Originate(leg=leg.role, number=leg.number, caller_id=leg.caller_id, sdp=sdp, headers=headers)
+        )
         self.report(leg)
 
     def hold(self, leg: Leg) -> None:
@@ -52,7 +55,29 @@ class LegActions:
     def reoffer(self, leg: Leg, sdp: str) -> None:
         leg.apply(Trigger.REOFFER)
         leg.offered_sdp = sdp
-        self.out.append(Reoffer(leg=leg.role, sdp=restamp(sdp, leg.origin)))
+        stamped = restamp(sdp, leg.origin)
+        if leg.timer is not None and leg.timer.in_flight:
+            # a second INVITE transaction would cross our refresh (RFC 3261 §14.1): send it
+            # once the refresh is answered
+            leg.held_reoffer = stamped
+            return
+        self._send_reoffer(leg, stamped)
+
+    def release_reoffer(self, leg: Leg) -> None:
+        """The re-offer held back behind a refresh, now that the refresh is answered."""
+        stamped, leg.held_reoffer = leg.held_reoffer, None
+        if stamped is not None and leg.phase is Phase.REOFFERING:
+            self._send_reoffer(leg, stamped)
+
+    def _send_reoffer(self, leg: Leg, stamped: str) -> None:
+        headers = leg.policy.request_headers() if leg.policy is not None else ()
+        self.out.append(Reoffer(leg=leg.role, sdp=stamped, headers=headers))
+
+    def refresh(self, leg: Leg) -> None:
+        """Refresh the leg's session timer (RFC 4028 §7.4): the engine picks UPDATE or re-INVITE."""
+        assert leg.timer is not None and leg.policy is not None
+        leg.timer = leg.timer.sent()
+        self.out.append(Refresh(leg=leg.role, headers=leg.policy.request_headers()))
 
     def bridge(self, leg: Leg, ack_sdp: str | None) -> None:
         """The leg's media is set; `ack_sdp` is the other leg's answer for the 200 it still owes."""

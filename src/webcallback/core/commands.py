@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from webcallback.core.session_timer import Headers
 from webcallback.domain import CallOutcome, LegRole, ProgressEvent
 
 
@@ -15,6 +16,7 @@ class Originate:
     number: str
     caller_id: str
     sdp: str | None = None
+    headers: Headers = ()  # extra header fields (the session timer's), in order
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +33,16 @@ class Reoffer:
 
     leg: LegRole
     sdp: str
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refresh:
+    """Refresh the leg's session (RFC 4028): UPDATE without a body where the far end allows it,
+    else a re-INVITE with the SDP last sent on the dialog, unchanged."""
+
+    leg: LegRole
+    headers: Headers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,5 +73,5 @@ class Finished:
     outcome: CallOutcome
 
 
-SipCommand = Originate | Ack | Reoffer | Cancel | Bye
+SipCommand = Originate | Ack | Reoffer | Refresh | Cancel | Bye
 Command = SipCommand | Report | Finished

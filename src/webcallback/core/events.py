@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from webcallback.core.session_timer import TimerTerms
 from webcallback.domain import EndedBy, LegRole
 
 
@@ -45,6 +46,7 @@ class Answered:
     sdp: str
     code: int = 200
     reason: str = "OK"
+    session_expires: str | None = None  # the 2xx's Session-Expires value (RFC 4028), if any
 
     def __post_init__(self) -> None:
         _check_code(self.code, 200, 299)
@@ -73,6 +75,7 @@ class ReofferAnswered:
 
     leg: LegRole
     sdp: str
+    session_expires: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,5 +101,35 @@ class HangupRequested:
     ended_by: EndedBy = EndedBy.LOCAL
 
 
-LegEvent = Trying | Ringing | Answered | Failed | ReofferAnswered | ReofferFailed | RemoteHangup
+@dataclass(frozen=True, kw_only=True)
+class RefreshAnswered:
+    """2xx to our session refresh (re-INVITE or UPDATE), with its Session-Expires value if any."""
+
+    leg: LegRole
+    session_expires: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshFailed:
+    """Our session refresh failed: a non-2xx (`min_se`: the Min-SE of a 422), or no response at
+    all (`code` None, or the 408 the transaction layer makes up)."""
+
+    leg: LegRole
+    code: int | None
+    reason: str | None = None
+    min_se: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshReceived:
+    """The far end refreshed the session and we answered 2xx with these terms."""
+
+    leg: LegRole
+    terms: TimerTerms
+
+
+LegEvent = (
+    Trying | Ringing | Answered | Failed | ReofferAnswered | ReofferFailed | RemoteHangup
+    | RefreshAnswered | RefreshFailed | RefreshReceived
+)  # fmt: skip
 Event = LegEvent | HangupRequested

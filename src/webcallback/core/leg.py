@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from webcallback.core._transitions import PHASE_TO_STATE, TRANSITIONS, Phase, Trigger
 from webcallback.core.errors import IllegalTransition
 from webcallback.core.sdp import Origin
+from webcallback.core.session_timer import SessionTimer, TimerPolicy
 from webcallback.domain import EndedBy, LegRecord, LegRole, LegState
 
 # The order in which a leg gets further; `LegRecord.final_state` is the furthest one reached.
@@ -31,6 +32,9 @@ class Leg:
     reason: str | None = None
     ended_by: EndedBy | None = None
     times: dict[str, float] = field(default_factory=dict)  # started, ringing, answered, ended
+    policy: TimerPolicy | None = None  # session timers asked for on this leg (None: off)
+    timer: SessionTimer | None = None  # once the dialog is confirmed
+    held_reoffer: str | None = None  # an SDP to re-offer once our refresh in flight is answered
 
     def apply(self, trigger: Trigger) -> Phase:
         """Move along the table, or raise `IllegalTransition` and change nothing."""

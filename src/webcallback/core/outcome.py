@@ -19,10 +19,13 @@ _NO_ANSWER = frozenset({408, 480, 487})
 def build_outcome(session: CallbackSession) -> CallOutcome:
     bridged_at, unbridged_at = session.bridged_at, session.unbridged_at
     bridged_s = round(unbridged_at - bridged_at, 3) if bridged_at is not None and unbridged_at else 0.0
+    reason = _failure_reason(session.ended_order)
+    if bridged_at is not None and reason is not FailureReason.SESSION_EXPIRED:
+        reason = FailureReason.COMPLETED  # a talk that ended: a session timer is the one news
     return CallOutcome(
         callback_id=session.spec.callback_id,
         completed=bridged_at is not None,
-        reason=FailureReason.COMPLETED if bridged_at is not None else _failure_reason(session.ended_order),
+        reason=reason,
         legs={role: leg.record() for role, leg in session.legs.items()},
         bridged_at=bridged_at,
         bridged_s=max(bridged_s, 0.0),
@@ -34,6 +37,7 @@ _NOT_THE_LEG = {
     EndedBy.LOCAL: FailureReason.CANCELLED,
     EndedBy.SHUTDOWN: FailureReason.SHUTDOWN,
     EndedBy.MAX_DURATION: FailureReason.MAX_DURATION,
+    EndedBy.SESSION_EXPIRED: FailureReason.SESSION_EXPIRED,
 }
 
 

@@ -23,12 +23,20 @@ from collections.abc import Callable
 from typing import Any
 
 from webcallback.core import events as ev
-from webcallback.core._transitions import RINGING_PHASES, Phase, Trigger
+from webcallback.core._transitions import RINGING_PHASES, TIMED_PHASES, Phase, Trigger
 from webcallback.core.actions import LegActions
 from webcallback.core.commands import Command, Finished, Report
 from webcallback.core.leg import Leg
 from webcallback.core.outcome import build_outcome
 from webcallback.core.sdp import Origin, same_media
+from webcallback.core.session_timer import (
+    FATAL_CODES,
+    Due,
+    Headers,
+    SessionTimer,
+    TimerPolicy,
+    agreed_in_response,
+)
 from webcallback.domain import CallbackSpec, EndedBy, LegOrder, LegRole, LegState
 
 # In Flow I the first leg retransmits its 200 until our ACK and gives up after 64*T1 = 32 s
@@ -42,8 +50,16 @@ class Flow(enum.StrEnum):
 
 
 class CallbackSession:
-    def __init__(self, spec: CallbackSpec, *, flow: Flow = Flow.III, local_address: str = "127.0.0.1"):
+    def __init__(
+        self,
+        spec: CallbackSpec,
+        *,
+        flow: Flow = Flow.III,
+        local_address: str = "127.0.0.1",
+        timers: TimerPolicy | None = None,
+    ):
         self.spec = spec
+        self.timers = timers  # session timers on both legs (RFC 4028); None: off
         # Flow I needs the first leg's offer to dial the second, so it cannot ring both at once.
         self.flow = Flow.III if spec.leg_order is LegOrder.PARALLEL else flow
         addr = local_address
@@ -60,7 +76,7 @@ class CallbackSession:
 
     def _new_leg(self, role: LegRole, number: str, caller_id: str, address: str) -> Leg:
         origin = Origin.for_leg(self.spec.callback_id, role.value, address)
-        return Leg(role=role, number=number, caller_id=caller_id, origin=origin)
+        return Leg(role=role, number=number, caller_id=caller_id, origin=origin, policy=self.timers)
 
     # ---- the sans-IO interface ---------------------------------------------------------------
 
@@ -81,8 +97,19 @@ class CallbackSession:
         if self.finished:
             return None
         ring = [leg.setup_deadline() for leg in self.legs.values() if leg.phase in RINGING_PHASES]
-        deadlines = [d for d in [*ring, self.max_deadline] if d is not None]
+        timed = [leg.timer.next_deadline() for leg in self.legs.values() if leg.timer and _timed(leg)]
+        deadlines = [d for d in [*ring, *timed, self.max_deadline] if d is not None]
         return min(deadlines, default=None)
+
+    def retry_after_422(self, role: LegRole, min_se: str | None) -> Headers | None:
+        """The leg's INVITE got 422 (RFC 4028 §6): ask again with the far end's `Min-SE`.
+        Returns the new request headers, or None when there is no larger interval to ask for."""
+        leg = self.legs[role]
+        retry = leg.policy.after_422(min_se) if leg.policy is not None else None
+        if retry is None:
+            return None
+        leg.policy = retry
+        return retry.request_headers()
 
     def phase(self, role: LegRole) -> Phase:
         return self.legs[role].phase
@@ -134,6 +161,8 @@ class CallbackSession:
             return
         leg.mark("answered", self._now)
         leg.remote_sdp, leg.code, leg.reason = e.sdp, e.code, e.reason
+        if leg.policy is not None:
+            leg.timer = SessionTimer.start(agreed_in_response(leg.policy, e.session_expires), self._now)
         self._act.report(leg, e.code, e.reason)
         if self.flow is Flow.I:
             self._answered_flow_i(leg, e.sdp)
@@ -165,6 +194,7 @@ class CallbackSession:
         if leg.apply(Trigger.REOFFER_OK) is Phase.ENDED:
             return
         leg.answer_sdp = e.sdp
+        self._refreshed(leg, e.session_expires)
         other = self._peer(leg)
         if other.phase is Phase.ANSWERED:
             self._try_bridge(other)
@@ -186,6 +216,43 @@ class CallbackSession:
             return
         leg.code, leg.reason = e.code, e.reason
         self._act.end(leg, EndedBy.ERROR)
+        self._leg_over(leg)
+
+    # ---- session timers (RFC 4028) -------------------------------------------------------------
+
+    def _refreshed(self, leg: Leg, session_expires: str | None) -> None:
+        if leg.timer is not None and leg.policy is not None:
+            leg.timer = leg.timer.refreshed(agreed_in_response(leg.policy, session_expires), self._now)
+
+    def _on_refresh_answered(self, e: ev.RefreshAnswered) -> None:
+        leg = self.legs[e.leg]
+        if leg.ended:
+            return
+        self._refreshed(leg, e.session_expires)
+        self._act.release_reoffer(leg)
+
+    def _on_refresh_failed(self, e: ev.RefreshFailed) -> None:
+        leg = self.legs[e.leg]
+        if leg.ended or leg.timer is None or leg.policy is None:
+            return
+        if e.code is None or e.code in FATAL_CODES:  # §10: the far end has lost the dialog
+            self._expire(leg, e.code, e.reason)
+            return
+        retry = leg.policy.after_422(e.min_se) if e.code == 422 else None
+        if retry is not None:
+            leg.policy = retry
+        leg.timer = leg.timer.failed(self._now, at_once=retry is not None)
+        self._act.release_reoffer(leg)
+
+    def _on_refresh_received(self, e: ev.RefreshReceived) -> None:
+        leg = self.legs[e.leg]
+        if not leg.ended and leg.policy is not None:
+            leg.timer = SessionTimer.start(e.terms, self._now)
+
+    def _expire(self, leg: Leg, code: int | None, reason: str | None) -> None:
+        if code is not None:
+            leg.code, leg.reason = code, reason
+        self._act.end(leg, EndedBy.SESSION_EXPIRED)
         self._leg_over(leg)
 
     def _on_failed(self, e: ev.Failed) -> None:
@@ -218,6 +285,12 @@ class CallbackSession:
             if leg.phase in RINGING_PHASES and deadline is not None and deadline <= self._now:
                 self._act.end(leg, EndedBy.TIMEOUT)
                 self._leg_over(leg)
+        for leg in (self.first, self.second):
+            due = leg.timer.due(self._now) if leg.timer and _timed(leg) else None
+            if due is Due.REFRESH:
+                self._act.refresh(leg)
+            elif due is Due.EXPIRED and not self.finished:
+                self._expire(leg, None, "session expired")
         if self.max_deadline is not None and self.max_deadline <= self._now and not self.finished:
             # The call was allowed max_duration seconds: a timer that fires late (the reactor
             # ticks every 10 ms, more under load) must not bill a started extra second.
@@ -257,6 +330,10 @@ class CallbackSession:
         self._act.out.append(Finished(outcome=build_outcome(self)))
 
 
+def _timed(leg: Leg) -> bool:
+    return leg.timer is not None and leg.phase in TIMED_PHASES
+
+
 _HANDLERS: dict[type[Any], Callable[[CallbackSession, Any], None]] = {
     ev.Trying: CallbackSession._on_trying,
     ev.Ringing: CallbackSession._on_ringing,
@@ -266,4 +343,7 @@ _HANDLERS: dict[type[Any], Callable[[CallbackSession, Any], None]] = {
     ev.ReofferFailed: CallbackSession._on_reoffer_failed,
     ev.RemoteHangup: CallbackSession._on_remote_hangup,
     ev.HangupRequested: CallbackSession._on_hangup_requested,
+    ev.RefreshAnswered: CallbackSession._on_refresh_answered,
+    ev.RefreshFailed: CallbackSession._on_refresh_failed,
+    ev.RefreshReceived: CallbackSession._on_refresh_received,
 }

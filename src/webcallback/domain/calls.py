@@ -51,6 +51,7 @@ class EndedBy(enum.StrEnum):
     SHUTDOWN = "shutdown"
     ERROR = "error"
     NETWORK = "network"  # the next hop is unreachable: ICMP (port/host unreachable) or a socket error
+    SESSION_EXPIRED = "session-expired"  # its session timer ran out (RFC 4028)
 
 
 @dataclass(frozen=True, kw_only=True)

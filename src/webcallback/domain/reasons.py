@@ -22,6 +22,9 @@ class FailureReason(enum.StrEnum):
     ENGINE_TIMEOUT = "engine-timeout"  # the engine overran the callback's longest possible life
     ENGINE_ERROR = "engine-error"  # the engine itself failed (EngineError)
     INTERNAL_ERROR = "internal-error"  # an unexpected error in the dispatcher
+    # a leg's session timer ran out (RFC 4028): our refresh failed (408, 481, no answer) or the
+    # far end, as the refresher, did not refresh in time. Also when the call had been bridged.
+    SESSION_EXPIRED = "session-expired"
 
     DESTINATION_BUSY = "destination-busy"
     DESTINATION_DECLINED = "destination-declined"

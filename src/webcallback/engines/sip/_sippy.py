@@ -53,6 +53,17 @@ The patches (sippy 2.5.0):
    anomalies ("invalid status code in SIP response", "INVITE transaction stuck") from the reactor
    thread: `sys.stdout` becomes a stream that turns what the reactor thread prints into WARNING
    records (one per line printed) and passes every other thread's output through unchanged.
+11. `LegUA`, a subclass of `UA` for our legs (not a patch of sippy's class): `recvRequest` first
+   offers an in-dialog request to the driver, which answers what sippy would not — every UPDATE
+   (sippy leaves it unanswered, RFC 3261 §8.2.1), a session refresh re-INVITE with the
+   Session-Expires back (sippy answers an unchanged re-INVITE itself, without it and without
+   telling anyone), INFO/OPTIONS while a re-INVITE is in flight, 405/501 with `Allow` for the
+   rest — doing sippy's own CSeq check and `rCSeq` update for the ones it takes. `recvResponse`
+   shows the driver each final response to an INVITE first (Session-Expires, Allow) and retries a
+   422 with the far end's Min-SE the way sippy's `processChallenge` retries a 401 (`genRequest`,
+   `newUacTransaction(req, req_extra_headers=...)`, `del self.reqs[cseq]`). `send_refresh`
+   sends a session refresh (UPDATE, or a re-INVITE with `lSDP`) in a transaction of its own,
+   like sippy's keep-alive (`UaStateConnected.keepAlive`), the dialog staying connected.
 """
 
 from __future__ import annotations
@@ -65,6 +76,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sippy.Core.Exceptions as sippy_exceptions
@@ -84,6 +96,7 @@ from sippy.MsgBody import MsgBody
 from sippy.Network_server import Network_server
 from sippy.SipCallId import SipCallId
 from sippy.SipConf import SipConf
+from sippy.SipGenericHF import SipGenericHF
 from sippy.SipHeader import SipHeader
 from sippy.SipRequest import SipRequest
 from sippy.SipTransactionManager import SipTransactionManager
@@ -91,15 +104,17 @@ from sippy.SipURL import SipURL
 from sippy.Time.MonoTime import MonoTime
 from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
+from sippy.UaStateConnected import UaStateConnected
 from sippy.Udp_server import AsyncReceiver, AsyncSender, Udp_server, Udp_server_opts
 
 from webcallback.domain import EngineError
 
 __all__ = [
     "ED2", "UA", "CCEventConnect", "CCEventDisconnect", "CCEventFail", "CCEventPreConnect",
-    "CCEventRedirect", "CCEventRing", "CCEventTry", "CCEventUpdate", "MonoTime", "MsgBody",
-    "SipCallId", "SipConf", "SipHeader", "SipRequest", "SipTransactionManager", "SipURL",
-    "SippyChanged", "Timeout", "Udp_server", "Udp_server_opts", "apply", "check", "monotime", "problems",
+    "CCEventRedirect", "CCEventRing", "CCEventTry", "CCEventUpdate", "FinalResponse", "InDialogAnswer",
+    "InDialogRequest", "LegUA", "MonoTime", "MsgBody", "SipCallId", "SipConf", "SipHeader", "SipRequest",
+    "SipTransactionManager", "SipURL", "SippyChanged", "Timeout", "Udp_server", "Udp_server_opts",
+    "apply", "check", "header_fields", "monotime", "problems", "send_refresh",
 ]  # fmt: skip
 
 # (9) the reason phrase of the 408 sippy makes up when Timer B fires
@@ -125,6 +140,13 @@ SIGNATURES: dict[str, str] = {
     "SipTransactionManager.sendACK": "(self, t)",
     "SipTransactionManager.incomingResponse": "(self, msg, t, checksum)",
     "Network_server.__init__": "(self, uopts)",
+    # (11)
+    "UA.recvRequest": "(self, req, sip_t)",
+    "UA.recvResponse": "(self, resp, tr)",
+    "UA.processChallenge": "(self, resp, cseq, ch_hfname, auth_hfname, extra_headers)",
+    "UA.genRequest": "(self, method, body=None, cqop=None, extra_headers=None, max_forwards=None)",
+    "UA.newTransaction": "(self, req, req_extra_headers=None, **kwa)",
+    "SipRequest.genResponse": "(self, scode, reason, body=None, server=None, ext_reason=None)",
 }
 # target -> lines of its source the patch relies on
 SOURCE: dict[str, tuple[str, ...]] = {
@@ -142,7 +164,13 @@ SOURCE: dict[str, tuple[str, ...]] = {
     "AsyncSender.run": ("self.userv.sendqueue.get()",),
     # (10) a dump is written to `f` and ends with its flush
     "dump_exception": ("f.write(SEPT)", "f.flush()"),
-}
+    # (11) the CSeq check we repeat, and the retry we copy
+    "UA.recvRequest": ("if self.rCSeq != None and self.rCSeq >= req.getHFBody('cseq').getCSeqNum():",
+                       "self.rCSeq = req.getHFBody('cseq').getCSeqNum()"),
+    "UA.processChallenge": ("self.newUacTransaction(req, req_extra_headers = extra_headers)",
+                            "del self.reqs[cseq]"),
+    "UA.genRequest": ("self.reqs[self.lCSeq] = req", "self.lCSeq += 1"),
+}  # fmt: skip
 DUMP_EXCEPTION_PARAMETERS = ("msg", "f", "extra")  # (10) `f` is the second default replaced
 # (3), (4), (6): attributes we set, read or replace
 ATTRIBUTES: dict[str, tuple[object, str]] = {
@@ -156,8 +184,10 @@ ATTRIBUTES: dict[str, tuple[object, str]] = {
     "SipTransactionManager.model_udp_server": (SipTransactionManager, "model_udp_server"),
     **{
         f"UA.{name}": (UA, name)
-        for name in ("cId", "lUri", "rUri", "lCSeq", "rTarget", "routes", "rAddr", "reqs")
+        for name in ("cId", "lUri", "rUri", "lCSeq", "rTarget", "routes", "rAddr", "reqs",
+                     "rCSeq", "lSDP", "rSDP", "lContact", "local_ua", "state")
     },
+    "UaStateConnected.recv_request_handlers": (UaStateConnected, "recv_request_handlers"),
 }
 
 
@@ -175,6 +205,12 @@ def _targets() -> dict[str, Callable[..., Any]]:
         "Udp_server.__init__": Udp_server.__init__,
         "Udp_server_opts.getSockOpts": Udp_server_opts.getSockOpts,
         "dump_exception": sippy_exceptions.dump_exception,
+        "UA.recvRequest": UA.recvRequest,
+        "UA.recvResponse": UA.recvResponse,
+        "UA.processChallenge": UA.processChallenge,
+        "UA.genRequest": UA.genRequest,
+        "UA.newTransaction": UA.newTransaction,
+        "SipRequest.genResponse": SipRequest.genResponse,
     }
     return {name: inspect.unwrap(fn) for name, fn in found.items()}
 
@@ -380,3 +416,154 @@ def _output_to_log() -> None:
 def prints_to_log() -> None:
     """(10) Called by the reactor thread: what it prints becomes `sippy` log records."""
     _reactor_thread.marked = True
+# (11)
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class InDialogRequest:
+    """A request the far end sent inside a confirmed dialog, as plain values."""
+
+    method: str
+    body: str | None
+    session_expires: str | None
+    supports_timer: bool  # `Supported: timer` (or `Require: timer`)
+    handled: bool  # sippy's state has a handler for it (it would answer it itself)
+    idle: bool  # no re-INVITE transaction of the dialog in progress on sippy's side
+    local_sdp: str | None  # the SDP we last sent on the dialog
+    remote_sdp: str | None  # the SDP the far end last sent
+
+
+@dataclass(frozen=True, kw_only=True)
+class InDialogAnswer:
+    code: int
+    reason: str
+    sdp: str | None = None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinalResponse:
+    """A final response to an INVITE or a refresh of ours, as plain values."""
+
+    code: int
+    reason: str
+    method: str
+    session_expires: str | None
+    min_se: str | None
+    allow: frozenset[str] | None  # the methods in its Allow, None without one
+    initial: bool  # to the dialog's initial INVITE (sippy's UA not yet connected)
+
+
+class _Field(SipGenericHF):  # type: ignore[misc]
+    """A header field spelled as we write it (sippy capitalises unknown names: `Session-expires`)."""
+
+    def __init__(self, body: str, name: str | None = None) -> None:
+        super().__init__(body)
+        self.spelled = name or ""
+        self.hf_names = ((name or "").lower(),)
+
+    def getCopy(self) -> _Field:
+        return _Field(self.body, self.spelled)
+
+    def getCanName(self, name: str, compact: bool = False) -> str:
+        return self.spelled
+
+
+def header_fields(headers: Headers) -> tuple[Any, ...]:
+    """sippy `SipHeader`s for (name, value) pairs."""
+    return tuple(SipHeader(name=name, body=_Field(value, name)) for name, value in headers)
+
+
+def _value(msg: Any, name: str) -> str | None:
+    if msg.countHFs(name) == 0:
+        return None
+    return ", ".join(str(body) for body in msg.getHFBodys(name))
+
+
+def _methods(msg: Any, name: str) -> frozenset[str] | None:
+    value = _value(msg, name)
+    if value is None:
+        return None
+    return frozenset(part.strip().upper() for part in value.split(",") if part.strip())
+
+
+def _final(resp: Any, initial: bool) -> FinalResponse:
+    code, reason = resp.getSCode()
+    return FinalResponse(
+        code=int(code), reason=str(reason), method=str(resp.getHFBody("cseq").getCSeq()[1]),
+        session_expires=_value(resp, "session-expires") or _value(resp, "x"),
+        min_se=_value(resp, "min-se"), allow=_methods(resp, "allow"), initial=initial,
+    )  # fmt: skip
+
+
+class LegUA(UA):  # type: ignore[misc]
+    """sippy's UA for one leg of ours, with the two hooks of (11). The driver sets them."""
+
+    on_request: Callable[[InDialogRequest], InDialogAnswer | None] | None = None
+    on_final: Callable[[FinalResponse], Headers | None] | None = None  # headers: retry (422)
+
+    def recvRequest(self, req: Any, sip_t: Any) -> Any:
+        state, hook, method = self.state, self.on_request, req.getMethod()
+        if hook is None or state is None or not state.connected or method in ("ACK", "BYE", "CANCEL"):
+            return super().recvRequest(req, sip_t)
+        cseq, last = req.getHFBody("cseq").getCSeqNum(), getattr(self, "rCSeq", None)
+        if last is not None and last >= cseq:
+            return super().recvRequest(req, sip_t)  # sippy answers a stale CSeq with 500
+        body = req.getBody()
+        timer = _methods(req, "supported") or frozenset()
+        answer = hook(InDialogRequest(
+            method=method, body=str(body) if body is not None and str(body).strip() else None,
+            session_expires=_value(req, "session-expires") or _value(req, "x"),
+            supports_timer="TIMER" in timer | (_methods(req, "require") or frozenset()),
+            handled=method in state.recv_request_handlers, idle=isinstance(state, UaStateConnected),
+            local_sdp=str(self.lSDP) if self.lSDP is not None else None,
+            remote_sdp=str(self.rSDP) if self.rSDP is not None else None,
+        ))  # fmt: skip
+        if answer is None:
+            return super().recvRequest(req, sip_t)
+        self.rCSeq = cseq
+        resp = req.genResponse(answer.code, answer.reason,
+                               MsgBody(answer.sdp) if answer.sdp else None, server=self.local_ua)  # fmt: skip
+        if answer.code < 300 and method in ("INVITE", "UPDATE") and self.lContact is not None:
+            resp.appendHeader(SipHeader(name="contact", body=self.lContact.getCopy()))
+        resp.appendHeaders(header_fields(answer.headers))
+        return (resp, None, None)
+
+    def recvResponse(self, resp: Any, tr: Any) -> None:
+        hook, state = self.on_final, self.state
+        code = resp.getSCode()[0]
+        cseq, method = resp.getHFBody("cseq").getCSeq()
+        if hook is not None and state is not None and not state.dead and method == "INVITE" and code >= 200:
+            retry = hook(_final(resp, initial=not state.connected))
+            if retry is not None and code == 422 and cseq in self.reqs and not state.connected:
+                # after the transaction layer has ACKed the 422 (it does once we return)
+                Timeout(functools.partial(self._retry_invite, state, cseq, retry), 0.0)
+                return
+        super().recvResponse(resp, tr)
+
+    def _retry_invite(self, state: Any, cseq: int, headers: Headers) -> None:
+        if self.state is not state or cseq not in self.reqs:  # hung up meanwhile
+            return
+        extra = header_fields(headers)
+        req = self.genRequest("INVITE", self.lSDP, extra_headers=extra)
+        self.newUacTransaction(req, req_extra_headers=extra)
+        del self.reqs[cseq]
+
+
+def send_refresh(ua: LegUA, method: str, headers: Headers, on_final: Callable[[FinalResponse], None]) -> None:
+    """A session refresh in a transaction of its own: UPDATE without a body, or a re-INVITE with
+    the SDP last sent on the dialog, unchanged (RFC 4028 §7.4). `on_final` gets its final response
+    (a 408 made up by the transaction layer when nothing came)."""
+    body = ua.lSDP if method == "INVITE" else None
+    req = ua.genRequest(method, body, extra_headers=header_fields(headers))
+    cseq = ua.lCSeq - 1
+
+    def response(resp: Any) -> None:
+        if resp.getSCode()[0] < 200:
+            return
+        ua.reqs.pop(cseq, None)  # genRequest keeps every INVITE for its final response
+        on_final(_final(resp, initial=False))
+
+    ua.newTransaction(req, resp_cb=response)

@@ -9,6 +9,7 @@ inside `recvEvent`), so incoming events are queued and handled one at a time, in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 from collections import deque
@@ -19,12 +20,22 @@ from typing import Any
 from webcallback.core import CallbackSession, IllegalTransition
 from webcallback.core import events as ev
 from webcallback.core._transitions import RINGING_PHASES
-from webcallback.core.commands import Ack, Bye, Cancel, Command, Finished, Originate, Reoffer, Report
+from webcallback.core.commands import (
+    Ack,
+    Bye,
+    Cancel,
+    Command,
+    Finished,
+    Originate,
+    Refresh,
+    Reoffer,
+    Report,
+)
+from webcallback.core.session_timer import Headers
 from webcallback.core.trunks import Trunk, TrunkSet
 from webcallback.domain import CallOutcome, EndedBy, LegRole, LegState, ProgressEvent
 from webcallback.engines.sip import unreachable
 from webcallback.engines.sip._sippy import (
-    UA,
     CCEventConnect,
     CCEventDisconnect,
     CCEventFail,
@@ -33,13 +44,21 @@ from webcallback.engines.sip._sippy import (
     CCEventRing,
     CCEventTry,
     CCEventUpdate,
+    FinalResponse,
+    InDialogAnswer,
+    InDialogRequest,
+    LegUA,
     MsgBody,
     SipCallId,
     Timeout,
+    header_fields,
+    send_refresh,
 )
 from webcallback.engines.sip.addressing import NextHop, from_identity
 from webcallback.engines.sip.dialogs import read_dialog
 from webcallback.engines.sip.failover import Router
+from webcallback.engines.sip.in_dialog import ALLOW_HEADER
+from webcallback.engines.sip.in_dialog import answer as answer_in_dialog
 from webcallback.engines.sip.translate import to_core
 from webcallback.logs import CALLBACK_ID
 
@@ -82,9 +101,10 @@ class Sink:
 class _Invite(CCEventTry):  # type: ignore[misc]
     """CCEventTry that sets the From host (sippy would use our own address)."""
 
-    def __init__(self, data: tuple[Any, ...], from_domain: str | None) -> None:
+    def __init__(self, data: tuple[Any, ...], from_domain: str | None, headers: Headers) -> None:
         super().__init__(data)
         self.from_domain = from_domain
+        self.extra_headers = header_fields(headers)  # kept on a 401/407 retry (req_extra_headers)
 
     def onUacSetupComplete(self, uac: Any) -> None:
         if self.from_domain:
@@ -100,6 +120,7 @@ class CallDriver:
         self.id = session.spec.callback_id
         self._uas: dict[LegRole, Any] = {}
         self._call_ids: dict[LegRole, str] = {}
+        self._invite_headers: dict[LegRole, Headers] = {}  # each leg's INVITE header fields (ours)
         d = dialling
         self._router = Router(d.trunks, d.clock, d.trunk_silence, d.rng) if d.trunks is not None else None
         self._reported: dict[LegRole, LegState] = {}  # each leg's last reported state
@@ -108,6 +129,11 @@ class CallDriver:
         self._inbox: deque[Callable[[], list[Command]]] = deque()
         self._busy = False
         self._dead = False
+        # per leg, from its final responses: the Session-Expires of the 2xx the next event is
+        # about, the far end's Allow, whether a refresh of ours is in flight
+        self._answer_se: dict[LegRole, str | None] = {}
+        self._allow: dict[LegRole, frozenset[str]] = {}
+        self._refreshing: set[LegRole] = set()
 
     # ---- entry points (reactor thread) -----------------------------------------------------
 
@@ -131,7 +157,55 @@ class CallDriver:
             return
         # Read the event against the leg's phase when it is handled, not when it arrives: events
         # queued behind the current step may see a phase that step has not reached yet.
-        self._step(lambda: self._receive(to_core(event, role, self.session.phase(role))))
+        answered = isinstance(event, CCEventConnect | CCEventPreConnect)
+        se = self._answer_se.pop(role, None) if answered else None
+        self._step(lambda: self._receive(_with_timer(to_core(event, role, self.session.phase(role)), se)))
+
+    # ---- what sippy's LegUA shows us first (reactor thread, inside sippy) ---------------------
+
+    def _on_final(self, role: LegRole, final: FinalResponse) -> Headers | None:
+        """A final response to an INVITE of the leg; headers to retry a 422 with, else None."""
+        if final.allow is not None:
+            self._allow[role] = final.allow
+        if 200 <= final.code < 300:
+            self._answer_se[role] = final.session_expires
+        elif final.code == 422 and final.initial:
+            retry = self.session.retry_after_422(role, final.min_se)
+            if retry is not None:
+                log.info("%s: 422, retrying with Min-SE %s", role.value, final.min_se)
+                return (*retry, ALLOW_HEADER)
+        return None
+
+    def _on_request(self, role: LegRole, req: InDialogRequest) -> InDialogAnswer | None:
+        leg = self.session.legs[role]
+        reply, terms = answer_in_dialog(req, leg.policy, role in self._refreshing)
+        if reply is not None:
+            log.debug("%s: %s answered %d", role.value, req.method, reply.code)
+        if terms is not None:
+            self._feed(ev.RefreshReceived(leg=role, terms=terms))
+        return reply
+
+    def _refresh(self, cmd: Refresh) -> None:
+        role = cmd.leg
+        method = "UPDATE" if "UPDATE" in self._allow.get(role, frozenset()) else "INVITE"
+        log.debug("%s: session refresh by %s", role.value, method)
+        self._refreshing.add(role)
+        send_refresh(self._uas[role], method, (*cmd.headers, ALLOW_HEADER),
+                     functools.partial(self._refresh_answered, role))  # fmt: skip
+        self._refresh_dialog(role)  # the refresh took a CSeq
+
+    def _refresh_answered(self, role: LegRole, final: FinalResponse) -> None:
+        self._refreshing.discard(role)
+        if final.allow is not None:
+            self._allow[role] = final.allow
+        event: ev.Event
+        if 200 <= final.code < 300:
+            event = ev.RefreshAnswered(leg=role, session_expires=final.session_expires)
+        else:
+            log.info("%s: session refresh answered %d", role.value, final.code)
+            event = ev.RefreshFailed(leg=role, code=final.code, reason=final.reason, min_se=final.min_se)
+        # sippy tells us before it ACKs the response: act once the ACK has left (a BYE after it)
+        Timeout(functools.partial(self._feed, event), 0.0)
 
     def _receive(self, event: ev.Event | None) -> list[Command]:
         if event is None:
@@ -198,6 +272,8 @@ class CallDriver:
     def _execute(self, command: Command) -> None:
         if isinstance(command, Report):
             progress = command.progress
+            if progress.ended_by is EndedBy.SESSION_EXPIRED:
+                log.info("%s: session expired (RFC 4028)", progress.leg)
             if self._router is not None and progress.leg is not None and progress.state is LegState.ENDED:
                 attempts = self._router.leg_over(progress.leg, progress.reason, progress.sip_code)
                 progress = dataclasses.replace(progress, attempts=attempts)
@@ -205,13 +281,15 @@ class CallDriver:
         elif isinstance(command, Finished):
             if self._router is not None:
                 for role, route in self._router.routes.items():
-                    log.info("[%s] %s: trunk attempts %s", self.id, role.value,
+                    log.info("%s: trunk attempts %s", role.value,
                              [(a.trunk, a.number, a.code, a.result) for a in route.attempts])  # fmt: skip
             for call_id in self._call_ids.values():
                 unreachable.forget(call_id)
             self.sink.finished(command.outcome)
         elif isinstance(command, Originate):
             self._originate(command)
+        elif isinstance(command, Refresh):
+            self._refresh(command)
         else:
             log.debug("-> %s", type(command).__name__)
             if command.leg not in self._uas:  # its INVITE still waits for the trunk's max_cps
@@ -244,6 +322,7 @@ class CallDriver:
 
     def _originate(self, cmd: Originate) -> None:
         self._sdp[cmd.leg] = cmd.sdp
+        self._invite_headers[cmd.leg] = (*cmd.headers, ALLOW_HEADER)  # kept for the next trunk
         if self._router is not None:
             self._router.begin(cmd.leg, cmd.number, cmd.caller_id, self.session.spec.ring_timeout)
             self._next_trunk(cmd.leg, first=True)
@@ -251,8 +330,10 @@ class CallDriver:
         d = self.dialling
         host, port = d.next_hop(cmd.number)
         log.info("%s: INVITE %s via %s:%d", cmd.leg.value, cmd.number, host, port)
-        ua = UA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(host, port),
-                username=d.username, password=d.password)  # fmt: skip
+        ua = LegUA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(host, port),
+                   username=d.username, password=d.password)  # fmt: skip
+        ua.on_request = functools.partial(self._on_request, cmd.leg)
+        ua.on_final = functools.partial(self._on_final, cmd.leg)
         self._uas[cmd.leg] = ua
         body = MsgBody(cmd.sdp) if cmd.sdp is not None else None  # None: late offer (RFC 3725)
         user, display = from_identity(cmd.caller_id)
@@ -260,14 +341,14 @@ class CallDriver:
         self._call_ids[cmd.leg] = str(call_id)
         unreachable.watch(str(call_id), lambda why: self._on_unreachable(cmd.leg, ua, why))
         data = (call_id, user, cmd.number, body, None, display)
-        ua.recvEvent(_Invite(data, d.from_domain))
+        ua.recvEvent(_Invite(data, d.from_domain, self._invite_headers[cmd.leg]))
 
     def _on_unreachable(self, role: LegRole, ua: Any, why: str) -> None:
         """ICMP said our INVITE cannot be delivered: the leg fails now, not at Timer B."""
         current: Any = self._uas.get(role)
         if current is not ua or self.session.phase(role) not in RINGING_PHASES:
             return
-        log.info("[%s] %s: next hop unreachable: %s", self.id, role.value, why)
+        log.info("%s: next hop unreachable: %s", role.value, why)
         if self._router is not None and self._router.should_fail_over(role, None, EndedBy.NETWORK):
             self._fail_over(role, f"unreachable: {why}", None)
             return
@@ -298,7 +379,7 @@ class CallDriver:
         router = self._router
         assert router is not None
         route = router.routes[role]
-        log.info("[%s] %s: trunk %s failed (%s %s): next trunk", self.id, role.value,
+        log.info("%s: trunk %s failed (%s %s): next trunk", role.value,
                  route.attempts[-1].trunk if route.attempts else "?", code or "", why)  # fmt: skip
         route.end_attempt(f"failed over: {why}", code)
         ua = self._uas.pop(role, None)
@@ -331,8 +412,10 @@ class CallDriver:
                     anonymous: bool) -> None:  # fmt: skip
         d, settings = self.dialling, trunk.settings
         password = settings.password.reveal() if settings.password is not None else None
-        ua = UA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(trunk.host, trunk.port),
-                username=settings.username, password=password)  # fmt: skip
+        ua = LegUA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(trunk.host, trunk.port),
+                   username=settings.username, password=password)  # fmt: skip
+        ua.on_request = functools.partial(self._on_request, role)
+        ua.on_final = functools.partial(self._on_final, role)
         self._uas[role] = ua
         sdp = self._sdp.get(role)
         body = MsgBody(sdp) if sdp is not None else None
@@ -343,9 +426,10 @@ class CallDriver:
         self._call_ids[role] = str(call_id)
         unreachable.watch(str(call_id), lambda why: self._on_unreachable(role, ua, why))
         invite = _Invite((call_id, from_user, user, body, None, display),
-                         "anonymous.invalid" if anonymous else (d.from_domain or trunk.host))  # fmt: skip
-        if headers:
-            invite.extra_headers = headers
+                         "anonymous.invalid" if anonymous else (d.from_domain or trunk.host),
+                         self._invite_headers.get(role, (ALLOW_HEADER,)))  # fmt: skip
+        if headers:  # the trunk's identity headers (P-Asserted-Identity, Privacy)
+            invite.extra_headers = (*invite.extra_headers, *headers)
         ua.recvEvent(invite)
 
     def _disconnect_all(self) -> None:
@@ -360,7 +444,16 @@ def _to_sippy(command: Command) -> Any:
     if isinstance(command, Ack):  # the ACK sippy is holding for a 2xx that carried an offer
         return CCEventConnect((200, "OK", MsgBody(command.sdp)))
     if isinstance(command, Reoffer):
-        return CCEventUpdate(MsgBody(command.sdp))
+        event = CCEventUpdate(MsgBody(command.sdp))
+        event.extra_headers = header_fields((*command.headers, ALLOW_HEADER))
+        return event
     if isinstance(command, Cancel | Bye):  # sippy picks CANCEL or BYE from the dialog state
         return CCEventDisconnect()
     raise TypeError(f"not a SIP command: {command!r}")
+
+
+def _with_timer(event: ev.LegEvent | None, session_expires: str | None) -> ev.LegEvent | None:
+    """The 2xx's Session-Expires on the core event it became (sippy's events do not carry it)."""
+    if isinstance(event, ev.Answered | ev.ReofferAnswered):
+        return dataclasses.replace(event, session_expires=session_expires)
+    return event

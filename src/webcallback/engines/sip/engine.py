@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from webcallback.config import SipSettings
 from webcallback.core import CallbackSession, Flow
+from webcallback.core.session_timer import MIN_SE_FLOOR, TimerPolicy
 from webcallback.core.trunks import TrunkSet
 from webcallback.domain import (
     CallbackSpec,
@@ -32,6 +33,22 @@ from webcallback.engines.sip.trunk_config import build_trunks
 log = logging.getLogger(__name__)
 
 _STOP_GRACE = 3.0  # seconds stop() waits for hung-up callbacks to report their outcome
+
+
+def _timer_policy(settings: SipSettings) -> TimerPolicy | None:
+    """RFC 4028 session timers from `engine.sip.session_expires` / `session_min_se` (0: off)."""
+    if settings.session_expires == 0:
+        return None
+    try:
+        policy = TimerPolicy(expires=settings.session_expires, min_se=settings.session_min_se)
+    except ValueError:
+        raise EngineError(
+            "engine.sip.session_expires must be 0 or at least engine.sip.session_min_se, which must be "
+            f"at least 1 (got {settings.session_expires} and {settings.session_min_se})"
+        ) from None
+    if policy.min_se < MIN_SE_FLOOR:
+        log.warning("engine.sip.session_min_se %d is below RFC 4028's 90 s: for tests only", policy.min_se)
+    return policy
 
 
 def epoch_monotonic() -> Callable[[], float]:
@@ -53,6 +70,7 @@ class SipEngine:
         if self.listen.host in ("0.0.0.0", "::"):
             # the listen address is also our Via and Contact: the far end must reach it there
             raise EngineError("engine.sip.listen must be an address the trunk can reach, not a wildcard")
+        self.timers = _timer_policy(settings)
         self.trunk = parse_trunk(settings.trunk)
         # several trunks (or the one `trunk` as one entry), unless a lab/test `next_hop` rules
         self.trunks = None if next_hop is not None else TrunkSet(build_trunks(settings))
@@ -110,7 +128,8 @@ class SipEngine:
             raise EngineError(f"callback {spec.callback_id} is already running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[CallOutcome] = loop.create_future()
-        session = CallbackSession(spec, flow=Flow(self.settings.flow), local_address=self.listen.host)
+        session = CallbackSession(spec, flow=Flow(self.settings.flow), local_address=self.listen.host,
+                                  timers=self.timers)  # fmt: skip
         driver = CallDriver(session, dialling, self._sink(loop, future, on_progress, spec.callback_id))
         self._running[spec.callback_id] = (driver, future)
         reactor.call(driver.start)

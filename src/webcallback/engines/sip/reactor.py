@@ -20,6 +20,7 @@ from webcallback.domain import EngineError
 from webcallback.engines.sip import _sippy, unreachable
 from webcallback.engines.sip._sippy import ED2, SipTransactionManager, Udp_server_opts
 from webcallback.engines.sip.direct_send import DirectUdpServer
+from webcallback.engines.sip.in_dialog import ALLOW_HEADER
 
 log = logging.getLogger(__name__)
 sip_trace = logging.getLogger("webcallback.engines.sip.trace")
@@ -109,7 +110,9 @@ def _out_of_dialog_request(req: Any, sip_t: Any) -> tuple[Any, None, None]:
         return req.genResponse(200, "OK"), None, None
     if req.getHFBody("to").getTag() is not None:
         return req.genResponse(481, "Call Leg/Transaction Does Not Exist"), None, None
-    return req.genResponse(405, "Method Not Allowed"), None, None
+    refusal = req.genResponse(405, "Method Not Allowed")
+    refusal.appendHeaders(_sippy.header_fields((ALLOW_HEADER,)))  # RFC 3261 §8.2.1
+    return refusal, None, None
 
 
 # ---- the process-wide instance --------------------------------------------------------------
