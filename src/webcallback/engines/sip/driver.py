@@ -412,6 +412,7 @@ class CallDriver:
                     anonymous: bool) -> None:  # fmt: skip
         d, settings = self.dialling, trunk.settings
         password = settings.password.reveal() if settings.password is not None else None
+        log.info("%s: INVITE %s via trunk %s (%s:%d)", role.value, user, trunk.name, trunk.host, trunk.port)
         ua = LegUA(d.sip_config, event_cb=self._on_sippy_event, nh_address=(trunk.host, trunk.port),
                    username=settings.username, password=password)  # fmt: skip
         ua.on_request = functools.partial(self._on_request, role)
